@@ -1,0 +1,1 @@
+"""The only write path, shared by http/ and ws/: write, commit, then publish."""

@@ -1,0 +1,1 @@
+"""Tokens, passwords, secrets at rest and revocation."""

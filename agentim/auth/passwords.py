@@ -1,0 +1,50 @@
+"""PasswordHasher: bcrypt in worker threads behind one capacity limiter (DECISIONS D4).
+
+bcrypt reads at most 72 bytes; we cut the UTF-8 password there explicitly (bcrypt ≥ 4.1
+refuses longer input), which is what other bcrypt implementations do silently.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Final
+
+import bcrypt
+import trio
+
+BCRYPT_MAX_BYTES: Final = 72
+HASHING_THREADS: Final = 2  # a login burst queues here instead of taking every worker thread
+
+
+def _encode(password: str) -> bytes:
+    return password.encode("utf-8")[:BCRYPT_MAX_BYTES]
+
+
+def _hash(password: str, rounds: int) -> str:
+    return bcrypt.hashpw(_encode(password), bcrypt.gensalt(rounds)).decode()
+
+
+def _verify(password: str, digest: str) -> bool:
+    try:
+        return bcrypt.checkpw(_encode(password), digest.encode())
+    except ValueError:  # not a bcrypt hash (e.g. a reference argon2 row)
+        return False
+
+
+class PasswordHasher:
+    def __init__(self, rounds: int) -> None:
+        self.rounds = rounds
+        self._limiter = trio.CapacityLimiter(HASHING_THREADS)
+        self._dummy: str | None = None
+
+    async def hash(self, password: str) -> str:
+        return await trio.to_thread.run_sync(_hash, password, self.rounds, limiter=self._limiter)
+
+    async def verify(self, password: str, digest: str) -> bool:
+        return await trio.to_thread.run_sync(_verify, password, digest, limiter=self._limiter)
+
+    async def verify_dummy(self, password: str) -> None:
+        """Spend one verification on a fixed hash, so unknown users cost the same time."""
+        if self._dummy is None:
+            self._dummy = await self.hash(secrets.token_urlsafe(16))
+        await self.verify(password, self._dummy)

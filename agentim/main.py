@@ -1,0 +1,144 @@
+"""Composition root: `serve(settings)` runs one hub process (STYLE §4.1)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+from functools import partial
+from pathlib import Path
+
+import trio
+
+from agentim import embedded
+from agentim.actions.seed import seed_admin
+from agentim.app import create_app
+from agentim.auth.passwords import PasswordHasher
+from agentim.auth.tokens import TokenService
+from agentim.devsecrets import ensure_dev_secrets
+from agentim.errors import ErrorCode
+from agentim.http.health import rss_bytes
+from agentim.http.ratelimit import RateLimiter
+from agentim.metrics import Metrics
+from agentim.routing.hub import Hub
+from agentim.services import Services
+from agentim.settings import DEFAULT_JWT_SECRET, Settings, problems
+from agentim.store.bridge import open_bridge
+from agentim.store.db import Database, StartupError, open_database
+from agentim.store.kv import Kv, open_redis
+from agentim.store.pubsub import EventBus, run_subscriber
+from agentim.store.schema import apply_migrations
+from agentim.ws.endpoints import handle_upgrade
+from agentim.ws.listener import Listener
+
+log = logging.getLogger("Server")
+
+
+def _writable_dir(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+async def check_upload_dir(path: Path) -> None:
+    if not await trio.to_thread.run_sync(_writable_dir, path):
+        raise StartupError(f"Fatal: Upload directory is not writable: {path.resolve()}")
+
+
+def validate(settings: Settings) -> None:
+    found = problems(settings)
+    if found and settings.is_production:
+        raise StartupError("\n".join(f"Error: {text}" for text in found))
+    for text in found:
+        log.warning("Configuration: %s", text)
+    if settings.jwt_secret == DEFAULT_JWT_SECRET:
+        log.warning("JWT_SECRET is the default value; set a real secret")
+
+
+async def watch_signals(shutdown: trio.Event) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("%s received, shutting down gracefully...", signal.Signals(signum).name)
+            shutdown.set()
+
+
+def build_services(settings: Settings, db: Database, kv: Kv, hub: Hub) -> Services:
+    metrics = Metrics()
+    services = Services(
+        settings=settings, db=db, kv=kv, events=EventBus(kv, hub), hub=hub,
+        passwords=PasswordHasher(settings.bcrypt_rounds),
+        tokens=TokenService(settings.jwt_secret or DEFAULT_JWT_SECRET,
+                            settings.jwt_secret_previous, settings.access_ttl_s,
+                            settings.refresh_ttl_s),
+        limiter=RateLimiter(kv, enabled=not settings.is_test), metrics=metrics,
+        embedded_db=settings.database_url is None, embedded_redis=settings.redis_url is None,
+    )  # fmt: skip
+    metrics.gauge("process_rss_bytes", "Resident memory", lambda: float(rss_bytes()))
+    return services
+
+
+async def serve(
+    settings: Settings,
+    *,
+    shutdown: trio.Event | None = None,
+    handle_signals: bool = False,
+    redis_prefix: str = "",
+    task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run one hub process until `shutdown` (or SIGTERM/SIGINT); report the bound URLs."""
+    shutdown = shutdown or trio.Event()
+    validate(settings)
+    await check_upload_dir(settings.upload_dir)
+    settings = await ensure_dev_secrets(settings)
+    async with trio.open_nursery() as backing:
+        if handle_signals:
+            backing.start_soon(watch_signals, shutdown)
+        db_url = settings.database_url or await backing.start(
+            embedded.run_postgres, settings.data_dir
+        )
+        redis_url = settings.redis_url or await backing.start(embedded.run_redis, settings.data_dir)
+        async with (
+            open_bridge(),
+            open_database(db_url, pool_size=settings.db_pool_size) as db,
+            open_redis(redis_url, prefix=redis_prefix) as kv,
+        ):
+            if settings.run_migrations:
+                await apply_migrations(db)
+            await _run_hub(settings, db, kv, shutdown, task_status)
+        backing.cancel_scope.cancel()  # last: the embedded servers and the signal watcher
+
+
+async def _run_hub(
+    settings: Settings, db: Database, kv: Kv, shutdown: trio.Event,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:  # fmt: skip
+    hub = Hub()
+    services = build_services(settings, db, kv, hub)
+    await seed_admin(services)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(hub.run)
+        await nursery.start(run_subscriber, kv, hub)
+        listener = Listener(
+            create_app(services), partial(handle_upgrade, services), settings.host, settings.port,
+            on_shutdown=partial(_close_sessions, hub),
+        )  # fmt: skip
+        urls = await nursery.start(listener.serve, shutdown)
+        _announce(settings, urls)
+        task_status.started(urls)
+        await listener.finished.wait()
+        nursery.cancel_scope.cancel()  # HTTP drained: stop subscriber, conversations and jobs
+    log.info("HTTP server closed")
+
+
+def _close_sessions(hub: Hub) -> None:
+    error = {"code": ErrorCode.SERVER_SHUTDOWN.value, "message": "Server is shutting down"}
+    hub.close_all(1001, "Server shutting down", client_error=error)
+
+
+def _announce(settings: Settings, urls: list[str]) -> None:
+    port = urls[0].rsplit(":", 1)[1] if urls else str(settings.port)
+    line = f"AgentIM server running at http://{settings.host}:{port}"
+    print(line, flush=True)
+    log.info(line)

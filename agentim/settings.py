@@ -1,0 +1,323 @@
+"""The hub's configuration: one frozen Settings built once from the environment.
+
+`Settings.from_env` is pure (a mapping in, a value out); `cli.py` is the only caller that
+passes the real environment. Env names and units are AgentIM's; seconds are derived here once.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit
+
+import attrs
+
+ENVIRONMENTS: Final = ("production", "development", "test")
+LOG_LEVELS: Final = ("fatal", "error", "warn", "info", "debug", "trace")
+DEFAULT_JWT_SECRET: Final = "dev-secret-change-me"
+DEFAULT_MIME_TYPES: Final = (
+    "image/jpeg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "application/pdf",
+    "text/plain",
+    "text/markdown",
+    "text/csv",
+    "application/json",
+    "application/zip",
+    "application/x-zip-compressed",
+    "application/gzip",
+)
+REDIS_SCHEMES: Final = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+API_BODY_LIMIT_BYTES: Final = 1024 * 1024  # api.md §2.5
+UPLOAD_BODY_LIMIT_BYTES: Final = 12 * 1024 * 1024  # api.md §2.5
+AVATAR_LIMIT_BYTES: Final = 2 * 1024 * 1024
+SHUTDOWN_GRACE_S: Final = (
+    5.0  # in-flight work gets this long; the whole exit stays under 10 s (D14)
+)
+
+_DURATION_UNITS: Final = {
+    "s": 1, "sec": 1, "secs": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "mins": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hr": 3600, "hrs": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+    "w": 604800, "week": 604800, "weeks": 604800,
+}  # fmt: skip
+_DURATION_RE: Final = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]+)\s*$")
+_STRICT_TTL_RE: Final = re.compile(r"^(\d+)\s*([smhd])$")
+_INT_RE: Final = re.compile(r"^\s*([+-]?\d+)")
+
+
+def parse_js_int(value: str | None, default: int, lo: int, hi: int) -> int:
+    """JavaScript parseInt semantics: unset, empty or junk → default; then clamp to lo..hi."""
+    match = _INT_RE.match(value or "")
+    number = int(match.group(1)) if match else default
+    return max(lo, min(hi, number))
+
+
+def parse_duration_s(value: str, default_s: int) -> int:
+    """A jose-style duration (`15m`, `7d`, `2 hours`) in whole seconds; junk → default."""
+    match = _DURATION_RE.match(value)
+    if not match or match.group(2).lower() not in _DURATION_UNITS:
+        return default_s
+    seconds = int(float(match.group(1)) * _DURATION_UNITS[match.group(2).lower()])
+    return seconds if seconds >= 1 else default_s
+
+
+def parse_strict_ttl_s(value: str, default_s: int) -> int:
+    """The stricter `<n>[smhd]` rule the reference uses for DB expiry and the cookie (§4.2)."""
+    match = _STRICT_TTL_RE.match(value)
+    if not match:
+        return default_s
+    return int(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    if value is None or value.strip() == "":
+        return default
+    return value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _nonempty(value: str | None) -> str | None:
+    return value if value else None
+
+
+def _environment(env: Mapping[str, str]) -> str:
+    raw = (env.get("AGENTIM_ENV") or env.get("NODE_ENV") or "development").strip().lower()
+    return raw if raw in ENVIRONMENTS else "development"
+
+
+def _log_level(env: Mapping[str, str], environment: str) -> str:
+    default = "info" if environment == "production" else "debug"
+    raw = (env.get("LOG_LEVEL") or "").strip().lower()
+    if raw == "warning":
+        raw = "warn"
+    return raw if raw in LOG_LEVELS else default
+
+
+def _mime_types(value: str | None) -> tuple[str, ...]:
+    if not value or not value.strip():
+        return DEFAULT_MIME_TYPES
+    return tuple(item.strip().lower() for item in value.split(",") if item.strip())
+
+
+def _secret_repr(value: str | None) -> str:
+    return "None" if value is None else "'***'"
+
+
+@attrs.frozen(kw_only=True)
+class Settings:
+    """Every knob of the hub. Secrets are redacted in repr()."""
+
+    env: str = "development"
+    host: str = "0.0.0.0"
+    port: int = 3000
+    data_dir: Path = Path("data")
+    database_url: str | None = attrs.field(default=None, repr=_secret_repr)
+    redis_url: str | None = attrs.field(default=None, repr=_secret_repr)
+    run_migrations: bool = True
+    db_pool_size: int = 20
+    jwt_secret: str | None = attrs.field(default=None, repr=_secret_repr)
+    jwt_secret_previous: str | None = attrs.field(default=None, repr=_secret_repr)
+    jwt_access_expiry: str = "15m"
+    jwt_refresh_expiry: str = "7d"
+    cors_origin: str = "http://localhost:5173"
+    admin_username: str = "admin"
+    admin_password: str | None = attrs.field(default=None, repr=_secret_repr)
+    encryption_key: str | None = attrs.field(default=None, repr=_secret_repr)
+    bcrypt_rounds: int = 12
+    upload_dir: Path = Path("uploads")
+    web_dir: Path | None = None
+    max_file_size: int = 10 * 1024 * 1024
+    allowed_mime_types: tuple[str, ...] = DEFAULT_MIME_TYPES
+    trust_proxy: bool = False
+    trust_proxy_hops: int = 1
+    log_level: str = "debug"
+    sentry_dsn: str | None = None
+    metrics_auth_enabled: bool = True
+    router_allow_private_networks: bool = False
+    max_agent_chain_depth: int = 5
+    agent_rate_limit_window: int = 60
+    agent_rate_limit_max: int = 20
+    client_rate_limit_window: int = 10
+    client_rate_limit_max: int = 30
+    max_ws_connections_per_user: int = 10
+    max_total_ws_connections: int = 5000
+    max_gateways_per_user: int = 20
+    orphan_file_check_interval_s: float = 3600.0
+    token_cleanup_interval_s: float = 3600.0
+    ws_auth_timeout_s: float = 10.0
+    ws_ping_interval_s: float = 30.0
+    ws_outbox_frames: int = 2048  # per socket; a slower consumer is closed (STYLE §5.11)
+    max_client_frame_bytes: int = 128 * 1024  # D20
+    max_gateway_frame_bytes: int = 11 * 1024 * 1024  # D20
+    max_agent_message_bytes: int = 10 * 1024 * 1024  # D20, the seed's 10MB
+    max_message_length: int = 100_000  # D20, user content in UTF-16 units
+
+    @property
+    def is_production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def is_test(self) -> bool:
+        return self.env == "test"
+
+    @property
+    def access_ttl_s(self) -> int:
+        return parse_duration_s(self.jwt_access_expiry, 900)
+
+    @property
+    def refresh_ttl_s(self) -> int:
+        return parse_duration_s(self.jwt_refresh_expiry, 7 * 86400)
+
+    @property
+    def refresh_store_ttl_s(self) -> int:
+        """DB expiry and cookie Max-Age (api.md §4.2 stricter rule)."""
+        return parse_strict_ttl_s(self.jwt_refresh_expiry, 7 * 86400)
+
+    @property
+    def revocation_ttl_s(self) -> int:
+        """TTL of `revoked:<userId>` (api.md §4.4): case-insensitive `<n>[smhd]`, else 900."""
+        ttl = parse_strict_ttl_s(self.jwt_access_expiry.strip().lower(), 900)
+        return ttl if ttl >= 1 else 900
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Settings:
+        environment = _environment(env)
+        production = environment == "production"
+        cors_default = "" if production else "http://localhost:5173"
+        web_dir = _nonempty(env.get("WEB_DIR"))
+        return cls(
+            env=environment,
+            host=env.get("HOST", "0.0.0.0") or "0.0.0.0",
+            port=parse_js_int(env.get("PORT"), 3000, 1, 65535),
+            data_dir=Path(env.get("DATA_DIR") or "data"),
+            database_url=_nonempty(env.get("DATABASE_URL")),
+            redis_url=_nonempty(env.get("REDIS_URL")),
+            run_migrations=_flag(env.get("RUN_MIGRATIONS"), True),
+            db_pool_size=parse_js_int(env.get("DB_POOL_SIZE"), 20, 2, 200),
+            jwt_secret=_nonempty(env.get("JWT_SECRET")),
+            jwt_secret_previous=_nonempty(env.get("JWT_SECRET_PREVIOUS")),
+            jwt_access_expiry=env.get("JWT_ACCESS_EXPIRY") or "15m",
+            jwt_refresh_expiry=env.get("JWT_REFRESH_EXPIRY") or "7d",
+            cors_origin=env.get("CORS_ORIGIN", cors_default),
+            admin_username=env.get("ADMIN_USERNAME") or "admin",
+            admin_password=_nonempty(env.get("ADMIN_PASSWORD")),
+            encryption_key=_nonempty(env.get("ENCRYPTION_KEY")),
+            bcrypt_rounds=parse_js_int(env.get("BCRYPT_ROUNDS"), 12, 4, 16),
+            upload_dir=Path(env.get("UPLOAD_DIR") or "uploads"),
+            web_dir=Path(web_dir) if web_dir else None,
+            max_file_size=parse_js_int(env.get("MAX_FILE_SIZE"), 10485760, 1, 2**40),
+            allowed_mime_types=_mime_types(env.get("ALLOWED_MIME_TYPES")),
+            trust_proxy=env.get("TRUST_PROXY") == "true",
+            trust_proxy_hops=parse_js_int(env.get("TRUST_PROXY_HOPS"), 1, 1, 10),
+            log_level=_log_level(env, environment),
+            sentry_dsn=_nonempty(env.get("SENTRY_DSN")),
+            metrics_auth_enabled=_flag(env.get("METRICS_AUTH_ENABLED"), True),
+            router_allow_private_networks=_flag(env.get("ROUTER_ALLOW_PRIVATE_NETWORKS"), False),
+            max_agent_chain_depth=parse_js_int(env.get("MAX_AGENT_CHAIN_DEPTH"), 5, 1, 100),
+            agent_rate_limit_window=parse_js_int(env.get("AGENT_RATE_LIMIT_WINDOW"), 60, 1, 3600),
+            agent_rate_limit_max=parse_js_int(env.get("AGENT_RATE_LIMIT_MAX"), 20, 1, 1000),
+            client_rate_limit_window=parse_js_int(env.get("CLIENT_RATE_LIMIT_WINDOW"), 10, 1, 300),
+            client_rate_limit_max=parse_js_int(env.get("CLIENT_RATE_LIMIT_MAX"), 30, 1, 1000),
+            max_ws_connections_per_user=parse_js_int(
+                env.get("MAX_WS_CONNECTIONS_PER_USER"), 10, 1, 100
+            ),
+            max_total_ws_connections=parse_js_int(
+                env.get("MAX_TOTAL_WS_CONNECTIONS"), 5000, 10, 100000
+            ),
+            max_gateways_per_user=parse_js_int(env.get("MAX_GATEWAYS_PER_USER"), 20, 1, 100),
+            orphan_file_check_interval_s=parse_js_int(
+                env.get("ORPHAN_FILE_CHECK_INTERVAL"), 3600000, 60000, 2**40
+            )
+            / 1000,
+            token_cleanup_interval_s=parse_js_int(
+                env.get("TOKEN_CLEANUP_INTERVAL"), 3600000, 60000, 2**40
+            )
+            / 1000,
+            ws_auth_timeout_s=parse_js_int(env.get("WS_AUTH_TIMEOUT_MS"), 10000, 100, 600000)
+            / 1000,
+            ws_ping_interval_s=parse_js_int(env.get("WS_PING_INTERVAL_MS"), 30000, 1000, 3600000)
+            / 1000,
+            ws_outbox_frames=parse_js_int(env.get("WS_OUTBOX_FRAMES"), 2048, 16, 1_000_000),
+            max_client_frame_bytes=parse_js_int(
+                env.get("MAX_CLIENT_FRAME_BYTES"), 131072, 1024, 64 * 1024 * 1024
+            ),
+            max_gateway_frame_bytes=parse_js_int(
+                env.get("MAX_GATEWAY_FRAME_BYTES"), 11534336, 1024, 256 * 1024 * 1024
+            ),
+            max_agent_message_bytes=parse_js_int(
+                env.get("MAX_AGENT_MESSAGE_BYTES"), 10485760, 1024, 256 * 1024 * 1024
+            ),
+            max_message_length=parse_js_int(env.get("MAX_MESSAGE_LENGTH"), 100000, 1, 10_000_000),
+        )
+
+
+_PASSWORD_CLASSES: Final = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"))
+
+
+def is_strong_password(password: str) -> bool:
+    """The admin seeding rule (api.md §4.11): ≥8 characters with lower, upper and digit."""
+    return len(password) >= 8 and all(rx.search(password) for rx in _PASSWORD_CLASSES)
+
+
+def cors_origin_problem(origin: str) -> str | None:
+    """Why CORS_ORIGIN is not an exact origin, or None."""
+    if not origin:
+        return "CORS_ORIGIN must be set in production"
+    parts = urlsplit(origin)
+    exact = (
+        "*" not in origin
+        and parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and parts.path == ""
+        and not parts.query
+        and not parts.fragment
+    )
+    if exact:
+        return None
+    return (
+        "CORS_ORIGIN must be an exact origin such as https://your-domain.com "
+        "(no wildcard, no trailing slash, no path)"
+    )
+
+
+def redis_url_problem(url: str) -> str | None:
+    scheme = urlsplit(url).scheme
+    if scheme in REDIS_SCHEMES:
+        return None
+    return (
+        "REDIS_URL must use redis://, rediss://, unix:// or redis+sentinel:// "
+        f"(got {scheme or 'no scheme'}://)"
+    )
+
+
+def problems(settings: Settings) -> list[str]:
+    """Every configuration problem; in production each is fatal (api.md §16.2)."""
+    found: list[str] = []
+    if settings.redis_url is not None and (issue := redis_url_problem(settings.redis_url)):
+        found.append(issue)
+    if not settings.is_production:
+        return found
+    secret = settings.jwt_secret or ""
+    if secret == DEFAULT_JWT_SECRET or len(secret) < 32:
+        found.append("JWT_SECRET must be at least 32 characters long")
+    if not settings.encryption_key:
+        found.append("ENCRYPTION_KEY is required")
+    elif len(settings.encryption_key) < 32:
+        found.append("ENCRYPTION_KEY must be at least 32 characters long")
+    if not settings.database_url:
+        found.append("DATABASE_URL is required in production")
+    if not settings.redis_url:
+        found.append("REDIS_URL is required in production")
+    if issue := cors_origin_problem(settings.cors_origin):
+        found.append(issue)
+    if settings.admin_password is not None and not is_strong_password(settings.admin_password):
+        found.append(
+            "ADMIN_PASSWORD does not meet complexity requirements "
+            "(at least 8 characters with a lowercase letter, an uppercase letter and a digit)"
+        )
+    return found

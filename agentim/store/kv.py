@@ -1,0 +1,158 @@
+"""Redis through redis.asyncio on the bridge: counters (Lua INCR+EXPIRE), flags, sets, pub/sub.
+
+Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`), with an
+optional prefix that only tests set. Every Redis failure surfaces as KvUnavailable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Final
+from urllib.parse import unquote, urlsplit
+
+import redis.asyncio as aioredis
+import redis.exceptions
+import trio
+from redis.asyncio.sentinel import Sentinel
+
+from agentim.store.bridge import aio
+from agentim.store.db import StartupError
+
+log = logging.getLogger("Redis")
+
+PING_ATTEMPTS: Final = 3  # api.md §16.2
+PING_RETRY_DELAY_S: Final = 1.0
+COMMAND_TIMEOUT_S: Final = 5.0
+EVENTS_CHANNEL: Final = "agentim:events"
+# One atomic step: INCR, and EXPIRE only on the first hit, so windows are fixed (api.md §2.4).
+_INCR_WINDOW_LUA: Final = """
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+return {count, redis.call('TTL', KEYS[1])}
+"""
+
+
+class KvUnavailable(Exception):
+    """Redis did not answer; callers fall back as the spec says (D16)."""
+
+
+def _sentinel_client(url: str) -> aioredis.Redis:
+    """`redis+sentinel://[:password@]host:port[,host:port]/service[/db]` (rediss+ for TLS)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.rpartition("@")
+    password = unquote(netloc[0].partition(":")[2]) or None if netloc[1] else None
+    hosts = []
+    for item in netloc[2].split(","):
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
+        hosts.append((host or item, int(port or 26379)))
+    path = [p for p in parts.path.split("/") if p]
+    service = path[0] if path else "mymaster"
+    db = int(path[1]) if len(path) > 1 else 0
+    ssl = parts.scheme.startswith("rediss")
+    sentinel = Sentinel(hosts, sentinel_kwargs={"password": password}, ssl=ssl)
+    return sentinel.master_for(service, password=password, db=db, ssl=ssl)
+
+
+def client_for(url: str) -> aioredis.Redis:
+    if urlsplit(url).scheme.endswith("+sentinel"):
+        return _sentinel_client(url)
+    return aioredis.from_url(
+        url, socket_timeout=COMMAND_TIMEOUT_S, socket_connect_timeout=COMMAND_TIMEOUT_S
+    )
+
+
+class Kv:
+    """Typed trio functions over one redis.asyncio client."""
+
+    def __init__(self, client: aioredis.Redis, *, prefix: str = "") -> None:
+        self._client = client
+        self.prefix = prefix
+        self._incr_window = client.register_script(_INCR_WINDOW_LUA)
+
+    @property
+    def client(self) -> aioredis.Redis:
+        return self._client
+
+    def key(self, name: str) -> str:
+        return self.prefix + name
+
+    async def _call(self, method: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                return await aio(method, *args, **kwargs)
+        except (redis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
+            raise KvUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def ping(self) -> bool:
+        return bool(await self._call(self._client.ping))
+
+    async def get(self, name: str) -> str | None:
+        value = await self._call(self._client.get, self.key(name))
+        return value.decode() if isinstance(value, bytes) else value
+
+    async def set(self, name: str, value: str, *, ex: int | None = None, nx: bool = False) -> bool:
+        return bool(await self._call(self._client.set, self.key(name), value, ex=ex, nx=nx))
+
+    async def delete(self, *names: str) -> int:
+        return int(await self._call(self._client.delete, *(self.key(n) for n in names)))
+
+    async def ttl(self, name: str) -> int:
+        return int(await self._call(self._client.ttl, self.key(name)))
+
+    async def incr_window(self, name: str, window_s: int) -> tuple[int, int]:
+        """Count one hit in a fixed window; returns (count, ttl seconds)."""
+        count, ttl = await self._call(self._incr_window, keys=[self.key(name)], args=[window_s])
+        return int(count), int(ttl)
+
+    async def sadd_expire(self, name: str, member: str, ttl_s: int) -> None:
+        await self._call(self._client.sadd, self.key(name), member)
+        await self._call(self._client.expire, self.key(name), ttl_s)
+
+    async def sismember(self, name: str, member: str) -> bool:
+        return bool(await self._call(self._client.sismember, self.key(name), member))
+
+    async def smembers(self, name: str) -> set[str]:
+        members = await self._call(self._client.smembers, self.key(name))
+        return {m.decode() if isinstance(m, bytes) else m for m in members}
+
+    async def scan_keys(self, pattern: str) -> list[str]:
+        """Keys matching pattern (without the prefix); for operators' checks and tests."""
+        found: list[str] = []
+        cursor = 0
+        while True:
+            cursor, batch = await self._call(
+                self._client.scan, cursor, match=self.key(pattern), count=500
+            )
+            found.extend(k.decode()[len(self.prefix) :] for k in batch)
+            if int(cursor) == 0:
+                return found
+
+    async def publish(self, channel: str, payload: bytes) -> None:
+        await self._call(self._client.publish, self.key(channel), payload)
+
+
+async def _ping_with_retry(kv: Kv) -> None:
+    for attempt in range(1, PING_ATTEMPTS + 1):
+        try:
+            await kv.ping()
+            return
+        except KvUnavailable as exc:
+            log.warning("Redis ping attempt %d failed: %s", attempt, exc)
+        if attempt < PING_ATTEMPTS:
+            await trio.sleep(PING_RETRY_DELAY_S)
+    raise StartupError("Error: Redis connection refused")
+
+
+@asynccontextmanager
+async def open_redis(url: str, *, prefix: str = "") -> AsyncIterator[Kv]:
+    """Connect and PING (3 tries, 1 s apart); closed on exit."""
+    kv = Kv(client_for(url), prefix=prefix)
+    try:
+        await _ping_with_retry(kv)
+        yield kv
+    finally:
+        with trio.move_on_after(2, shield=True):
+            await aio(kv.client.aclose)
+        log.info("Redis connection closed")

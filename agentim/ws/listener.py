@@ -1,0 +1,182 @@
+"""The hub's TCP listener (DECISIONS D22).
+
+Each connection's HTTP/1.1 request head is read (bounded in size and time). A WebSocket upgrade
+for /ws/client or /ws/gateway goes to our transport and session; any other request goes, with
+the bytes already read replayed first, to hypercorn's HTTP connection handler serving the app.
+hypercorn is pinned because TCPServer is an internal API.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from functools import partial
+from typing import Any, Final
+
+import attrs
+import trio
+from hypercorn.config import Config
+from hypercorn.trio.lifespan import Lifespan
+from hypercorn.trio.tcp_server import TCPServer
+from hypercorn.trio.worker_context import WorkerContext
+from hypercorn.typing import ConnectionState
+from hypercorn.utils import wrap_app
+
+from agentim.settings import SHUTDOWN_GRACE_S
+
+log = logging.getLogger("Server")
+
+MAX_HEAD_BYTES: Final = 16 * 1024
+HEAD_TIMEOUT_S: Final = 10.0
+WS_PATHS: Final = ("/ws/client", "/ws/gateway")
+
+
+@attrs.frozen
+class RequestHead:
+    method: str
+    path: str
+    headers: dict[str, str]
+    raw: bytes  # every byte read so far, head and anything after it
+
+    @property
+    def is_ws_upgrade(self) -> bool:
+        return (
+            self.method == "GET"
+            and self.path in WS_PATHS
+            and "websocket" in self.headers.get("upgrade", "").lower()
+        )
+
+
+def parse_head(raw: bytes) -> RequestHead | None:
+    head, sep, _ = raw.partition(b"\r\n\r\n")
+    if not sep:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    parts = lines[0].split(" ")
+    if len(parts) != 3:
+        return RequestHead("", "", {}, raw)
+    headers: dict[str, str] = {}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return RequestHead(parts[0], parts[1].split("?", 1)[0], headers, raw)
+
+
+class ReplayStream(trio.abc.HalfCloseableStream):
+    """A SocketStream whose first reads return bytes we already consumed."""
+
+    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+        self._stream = stream
+        self._prefix = prefix
+        self.socket = stream.socket
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        if self._prefix:
+            data, self._prefix = self._prefix, b""
+            await trio.lowlevel.checkpoint()
+            return data
+        return await self._stream.receive_some(max_bytes)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self._stream.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def send_eof(self) -> None:
+        await self._stream.send_eof()
+
+    async def aclose(self) -> None:
+        await self._stream.aclose()
+
+
+async def read_head(stream: trio.SocketStream) -> RequestHead | None:
+    raw = b""
+    with trio.move_on_after(HEAD_TIMEOUT_S):
+        while len(raw) < MAX_HEAD_BYTES:
+            chunk = await stream.receive_some(MAX_HEAD_BYTES)
+            if not chunk:
+                return None
+            raw += chunk
+            if (head := parse_head(raw)) is not None:
+                return head
+    return RequestHead("", "", {}, raw) if raw else None
+
+
+def hypercorn_config() -> Config:
+    config = Config()
+    config.graceful_timeout = SHUTDOWN_GRACE_S
+    config.keep_alive_timeout = 5
+    config.include_server_header = False
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    return config
+
+
+WsHandler = Callable[[trio.SocketStream, RequestHead], Awaitable[None]]
+
+
+@attrs.define
+class Listener:
+    """Serve HTTP and WebSocket on one port until `shutdown` is set."""
+
+    app: Any
+    ws_handler: WsHandler
+    host: str
+    port: int
+    on_shutdown: Callable[[], None] = lambda: None
+    config: Config = attrs.field(factory=hypercorn_config)
+    finished: trio.Event = attrs.field(factory=trio.Event)
+
+    async def serve(self, shutdown: trio.Event, *, task_status: trio.TaskStatus[list[str]]) -> None:
+        wrapped = wrap_app(self.app, self.config.wsgi_max_body_size, None)
+        state: dict[str, Any] = {}
+        lifespan = Lifespan(wrapped, self.config, state)
+        context = WorkerContext(None)
+        async with trio.open_nursery() as lifespan_nursery:
+            await lifespan_nursery.start(lifespan.handle_lifespan)
+            await lifespan.wait_for_startup()
+            http = partial(TCPServer, wrapped, self.config, context, ConnectionState(state))
+            await self._accept_until(shutdown, http, context, task_status)
+            with trio.move_on_after(SHUTDOWN_GRACE_S, shield=True):
+                await lifespan.wait_for_shutdown()
+            lifespan_nursery.cancel_scope.cancel()
+        self.finished.set()
+
+    async def _accept_until(
+        self, shutdown: trio.Event, http: Any, context: WorkerContext,
+        task_status: trio.TaskStatus[list[str]],
+    ) -> None:  # fmt: skip
+        listeners = await trio.open_tcp_listeners(self.port, host=self.host or None)
+        urls = [_url(listener) for listener in listeners]
+        async with trio.open_nursery() as connections:
+            async with trio.open_nursery() as accepting:
+                handler = partial(self._handle, http)
+                accepting.start_soon(
+                    partial(trio.serve_listeners, handler, listeners, handler_nursery=connections)
+                )
+                task_status.started(urls)
+                await shutdown.wait()
+                accepting.cancel_scope.cancel()
+            self.on_shutdown()  # sessions say goodbye and close with 1001 (D14)
+            await context.terminated.set()  # hypercorn closes idle keep-alive connections
+            connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_S
+
+    async def _handle(self, http: Any, stream: trio.SocketStream) -> None:
+        try:
+            head = await read_head(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            head = None
+        if head is None:
+            with trio.move_on_after(1, shield=True):
+                await stream.aclose()
+            return
+        if head.is_ws_upgrade:
+            await self.ws_handler(stream, head)
+        else:
+            await http(ReplayStream(stream, head.raw))
+
+
+def _url(listener: trio.SocketListener) -> str:
+    host, port = listener.socket.getsockname()[:2]
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
