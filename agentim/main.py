@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -85,10 +86,11 @@ async def serve(
     shutdown: trio.Event | None = None,
     handle_signals: bool = False,
     redis_prefix: str = "",
+    ready: Callable[[Services], None] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run one hub process until `shutdown` (or SIGTERM/SIGINT); report the bound URLs."""
-    shutdown = shutdown or trio.Event()
+    shutdown = trio.Event() if shutdown is None else shutdown
     validate(settings)
     await check_upload_dir(settings.upload_dir)
     settings = await ensure_dev_secrets(settings)
@@ -106,16 +108,18 @@ async def serve(
         ):
             if settings.run_migrations:
                 await apply_migrations(db)
-            await _run_hub(settings, db, kv, shutdown, task_status)
+            await _run_hub(settings, db, kv, shutdown, ready, task_status)
         backing.cancel_scope.cancel()  # last: the embedded servers and the signal watcher
 
 
 async def _run_hub(
     settings: Settings, db: Database, kv: Kv, shutdown: trio.Event,
-    task_status: trio.TaskStatus[list[str]],
+    ready: Callable[[Services], None] | None, task_status: trio.TaskStatus[list[str]],
 ) -> None:  # fmt: skip
     hub = Hub()
     services = build_services(settings, db, kv, hub)
+    if ready is not None:
+        ready(services)
     await seed_admin(services)
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)

@@ -13,7 +13,14 @@ T = TypeVar("T")
 
 @asynccontextmanager
 async def open_bridge() -> AsyncIterator[None]:
-    """Open the asyncio loop for the store; everything using it must close first."""
+    """Open the asyncio loop for the store; everything using it must close first.
+
+    A loop already open in this context (a test harness's) is reused, so objects built on it
+    can be used from every task of that context.
+    """
+    if trio_asyncio.current_loop.get(None) is not None:
+        yield
+        return
     async with trio_asyncio.open_loop():
         yield
 
