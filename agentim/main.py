@@ -85,7 +85,7 @@ async def serve(
     *,
     shutdown: trio.Event | None = None,
     handle_signals: bool = False,
-    redis_prefix: str = "",
+    redis_prefix: str | None = None,
     ready: Callable[[Services], None] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
@@ -104,7 +104,10 @@ async def serve(
         async with (
             open_bridge(),
             open_database(db_url, pool_size=settings.db_pool_size) as db,
-            open_redis(redis_url, prefix=redis_prefix) as kv,
+            open_redis(
+                redis_url,
+                prefix=settings.redis_key_prefix if redis_prefix is None else redis_prefix,
+            ) as kv,
         ):
             if settings.run_migrations:
                 await apply_migrations(db)

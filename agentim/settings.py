@@ -118,6 +118,7 @@ class Settings:
     data_dir: Path = Path("data")
     database_url: str | None = attrs.field(default=None, repr=_secret_repr)
     redis_url: str | None = attrs.field(default=None, repr=_secret_repr)
+    redis_key_prefix: str = ""  # tests and shared Redis servers; operators normally leave it empty
     run_migrations: bool = True
     db_pool_size: int = 20
     jwt_secret: str | None = attrs.field(default=None, repr=_secret_repr)
@@ -197,6 +198,7 @@ class Settings:
             data_dir=Path(env.get("DATA_DIR") or "data"),
             database_url=_nonempty(env.get("DATABASE_URL")),
             redis_url=_nonempty(env.get("REDIS_URL")),
+            redis_key_prefix=env.get("REDIS_KEY_PREFIX", ""),
             run_migrations=_flag(env.get("RUN_MIGRATIONS"), True),
             db_pool_size=parse_js_int(env.get("DB_POOL_SIZE"), 20, 2, 200),
             jwt_secret=_nonempty(env.get("JWT_SECRET")),
