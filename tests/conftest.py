@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
+import tempfile
 import threading
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
@@ -48,8 +50,17 @@ def _run_embedded(data_dir: Path, urls: list[str], ready: threading.Event, stop:
     trio.run(main)
 
 
+@pytest.fixture
+def embedded_dir() -> Iterator[Path]:
+    """A data directory for embedded servers outside pytest's tmp tree: pytest resets its own
+    root to mode 0700 at every start, which would lock out the unprivileged postgres user."""
+    path = Path(tempfile.mkdtemp(prefix="agentim-embedded-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
-def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def server_urls() -> Iterator[tuple[str, str]]:
     """(postgres server URL, redis URL): the TEST_* services, else embedded ones for the run."""
     db_url, redis_url = os.environ.get("TEST_DATABASE_URL"), os.environ.get("TEST_REDIS_URL")
     if db_url and redis_url:
@@ -57,7 +68,7 @@ def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
         return
     urls: list[str] = []
     ready, stop = threading.Event(), threading.Event()
-    data_dir = tmp_path_factory.mktemp("embedded")
+    data_dir = Path(tempfile.mkdtemp(prefix="agentim-test-services-"))
     thread = threading.Thread(target=_run_embedded, args=(data_dir, urls, ready, stop), daemon=True)
     thread.start()
     if not ready.wait(120):
@@ -65,6 +76,7 @@ def server_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str,
     yield db_url or urls[0], redis_url or urls[1]
     stop.set()
     thread.join(30)
+    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -32,6 +32,12 @@ trio.run(main)
 """
 
 
+@pytest.fixture
+def tmp_path(embedded_dir: Path) -> Path:
+    """Embedded servers need a data dir outside pytest's 0700 tmp root (see conftest)."""
+    return embedded_dir
+
+
 async def psql(url: str, sql: str) -> str:
     argv = [_pg_bin("psql"), "-X", "-tA", url, "-c", sql]
     result = await trio.run_process(argv, capture_stdout=True)

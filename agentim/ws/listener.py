@@ -84,10 +84,14 @@ class ReplayStream(trio.abc.HalfCloseableStream):
         await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
-        await self._stream.send_eof()
+        # Shielded: hypercorn closes a `Connection: close` response from the app's task, which
+        # quart-trio cancels as the response ends; an unshielded checkpoint would skip the FIN.
+        with trio.CancelScope(shield=True):
+            await self._stream.send_eof()
 
     async def aclose(self) -> None:
-        await self._stream.aclose()
+        with trio.CancelScope(shield=True):
+            await self._stream.aclose()
 
 
 async def read_head(stream: trio.SocketStream) -> RequestHead | None:

@@ -1,0 +1,51 @@
+"""JSON log lines: time, numeric level, name, msg; extras kept, secrets redacted."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+
+import pytest
+
+from agentim import logs
+
+
+@pytest.fixture(autouse=True)
+def _restore_root_logger():  # type: ignore[no-untyped-def]
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
+def _line(level: int, msg: str, **extra: object) -> dict[str, object]:
+    stream = io.StringIO()
+    logs.configure("trace", stream=stream)
+    logging.getLogger("Auth").log(level, msg, extra=extra)
+    return json.loads(stream.getvalue().splitlines()[-1])
+
+
+def test_lines_carry_the_seed_fields() -> None:
+    line = _line(logging.WARNING, "Login failed", action="login_failed", username="bob")
+    assert line["level"] == 40 and line["name"] == "Auth" and line["msg"] == "Login failed"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", str(line["time"]))
+    assert line["action"] == "login_failed" and line["username"] == "bob"
+
+
+def test_levels_use_the_pino_scale() -> None:
+    assert [logs.pino_level(x) for x in (logs.TRACE, 10, 20, 30, 40, 50)] == [10, 20, 30, 40, 50, 60]
+
+
+def test_secret_extras_are_redacted() -> None:
+    assert _line(logging.INFO, "x", password="hunter2")["password"] == "[redacted]"
+
+
+def test_log_level_filters() -> None:
+    stream = io.StringIO()
+    logs.configure("warn", stream=stream)
+    logging.getLogger("DB").info("hidden")
+    logging.getLogger("DB").error("shown")
+    assert [json.loads(x)["msg"] for x in stream.getvalue().splitlines()] == ["shown"]
