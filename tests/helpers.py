@@ -50,17 +50,26 @@ def unique_name(prefix: str = "user") -> str:
 
 
 async def create_user(
-    hub: RunningHub, username: str | None = None, *, password: str = DEFAULT_PASSWORD,
-    role: str = "user", display_name: str | None = None,
-) -> User:  # fmt: skip
+    hub: RunningHub,
+    username: str | None = None,
+    *,
+    password: str = DEFAULT_PASSWORD,
+    role: str = "user",
+    display_name: str | None = None,
+) -> User:
     """Insert a user row directly (no login)."""
     username = username or unique_name()
     digest = await hub.services.passwords.hash(password)
     user_id = new_id()
     await users.insert_user(
-        hub.services.db, user_id=user_id, username=username, password_hash=digest,
-        display_name=display_name or username, role=role, now=iso_now(),
-    )  # fmt: skip
+        hub.services.db,
+        user_id=user_id,
+        username=username,
+        password_hash=digest,
+        display_name=display_name or username,
+        role=role,
+        now=iso_now(),
+    )
     return User(user_id, username, password)
 
 
@@ -84,21 +93,32 @@ async def login(client: httpx.AsyncClient, user: User) -> User:
 
 
 async def create_room(
-    hub: RunningHub, owner: User, *, members: tuple[User, ...] = (), name: str = "room",
+    hub: RunningHub,
+    owner: User,
+    *,
+    members: tuple[User, ...] = (),
+    name: str = "room",
     broadcast: bool = False,
-) -> str:  # fmt: skip
+) -> str:
     """Insert a room with its owner and members directly (tests that do not test rooms)."""
     room_id, now = new_id(), iso_now()
     async with hub.services.db.transaction() as tx:
         await tx.execute(
             "INSERT INTO rooms (id, name, type, broadcast_mode, created_by_id, created_at, "
             "updated_at) VALUES ($1, $2, 'group', $3, $4, $5, $5)",
-            room_id, name, broadcast, owner.id, now,
-        )  # fmt: skip
+            room_id,
+            name,
+            broadcast,
+            owner.id,
+            now,
+        )
         for user, role in ((owner, "owner"), *((m, "member") for m in members)):
             await tx.execute(
                 "INSERT INTO room_members (room_id, member_id, member_type, role, last_read_at, "
                 "joined_at) VALUES ($1, $2, 'user', $3, $4, $4)",
-                room_id, user.id, role, now,
-            )  # fmt: skip
+                room_id,
+                user.id,
+                role,
+                now,
+            )
     return room_id

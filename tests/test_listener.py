@@ -24,7 +24,9 @@ async def _exchange(hub: RunningHub, *chunks: bytes) -> bytes:
 
 
 async def test_http_request_head_split_across_packets(hub: RunningHub) -> None:
-    response = await _exchange(hub, b"GET /api/he", b"alth HTTP/1.1\r\nHo", b"st: x\r\nConnection: close\r\n\r\n")
+    response = await _exchange(
+        hub, b"GET /api/he", b"alth HTTP/1.1\r\nHo", b"st: x\r\nConnection: close\r\n\r\n"
+    )
     assert response.startswith(b"HTTP/1.1 200")
     assert b'"ok":true' in response
 
@@ -44,14 +46,18 @@ async def test_websocket_upgrade_and_http_share_the_port(hub: RunningHub) -> Non
 
 
 async def test_non_upgrade_requests_to_ws_paths_get_the_plain_404(hub: RunningHub) -> None:
-    response = await _exchange(hub, b"GET /ws/client HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    response = await _exchange(
+        hub, b"GET /ws/client HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
     assert response.startswith(b"HTTP/1.1 404")
     assert response.endswith(b"404 Not Found")
 
 
 async def test_upgrade_to_an_unknown_path_is_refused(hub: RunningHub) -> None:
-    head = (b"GET /ws/other HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")  # fmt: skip
+    head = (
+        b"GET /ws/other HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
     stream = await trio.open_tcp_stream("127.0.0.1", hub.port)
     async with stream:
         await stream.send_all(head)

@@ -36,7 +36,14 @@ def test_lines_carry_the_seed_fields() -> None:
 
 
 def test_levels_use_the_pino_scale() -> None:
-    assert [logs.pino_level(x) for x in (logs.TRACE, 10, 20, 30, 40, 50)] == [10, 20, 30, 40, 50, 60]
+    assert [logs.pino_level(x) for x in (logs.TRACE, 10, 20, 30, 40, 50)] == [
+        10,
+        20,
+        30,
+        40,
+        50,
+        60,
+    ]
 
 
 def test_secret_extras_are_redacted() -> None:

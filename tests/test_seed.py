@@ -29,10 +29,14 @@ async def test_a_changed_password_and_a_lost_role_are_restored_on_start(
     first = await start_hub(nursery, settings, redis_prefix)
     await first.services.db.execute("UPDATE users SET role = 'user' WHERE username = 'admin'")
     first.shutdown.set()
-    second = await start_hub(nursery, attrs.evolve(settings, admin_password="N3wAdminPass"), redis_prefix)
+    second = await start_hub(
+        nursery, attrs.evolve(settings, admin_password="N3wAdminPass"), redis_prefix
+    )
     admin = await _admin(second)
     assert admin["role"] == "admin"
     assert await second.services.passwords.verify("N3wAdminPass", admin["password_hash"])
     second.shutdown.set()
     third = await start_hub(nursery, settings, redis_prefix)  # restore for the rest of the run
-    assert await third.services.passwords.verify(ADMIN_PASSWORD, (await _admin(third))["password_hash"])
+    assert await third.services.passwords.verify(
+        ADMIN_PASSWORD, (await _admin(third))["password_hash"]
+    )

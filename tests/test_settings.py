@@ -44,8 +44,13 @@ def test_agentim_env_falls_back_to_node_env() -> None:
 
 
 def test_integers_parse_like_parseint_then_clamp() -> None:
-    env = {"PORT": "12abc", "MAX_AGENT_CHAIN_DEPTH": "1000", "CLIENT_RATE_LIMIT_MAX": "junk",
-           "WS_PING_INTERVAL_MS": "5000", "ORPHAN_FILE_CHECK_INTERVAL": "10"}  # fmt: skip
+    env = {
+        "PORT": "12abc",
+        "MAX_AGENT_CHAIN_DEPTH": "1000",
+        "CLIENT_RATE_LIMIT_MAX": "junk",
+        "WS_PING_INTERVAL_MS": "5000",
+        "ORPHAN_FILE_CHECK_INTERVAL": "10",
+    }
     settings = Settings.from_env(env)
     assert settings.port == 12
     assert settings.max_agent_chain_depth == 100
@@ -79,8 +84,11 @@ def test_a_strong_production_configuration_has_no_problems() -> None:
 
 
 def test_production_problems_use_the_seed_texts() -> None:
-    found = problems(Settings.from_env({"AGENTIM_ENV": "production", "JWT_SECRET": "short",
-                                        "ADMIN_PASSWORD": "weak"}))  # fmt: skip
+    found = problems(
+        Settings.from_env(
+            {"AGENTIM_ENV": "production", "JWT_SECRET": "short", "ADMIN_PASSWORD": "weak"}
+        )
+    )
     assert "JWT_SECRET must be at least 32 characters long" in found
     assert "ENCRYPTION_KEY is required" in found
     assert "DATABASE_URL is required in production" in found
@@ -92,13 +100,22 @@ def test_production_problems_use_the_seed_texts() -> None:
 def test_cors_origin_must_be_exact() -> None:
     assert cors_origin_problem("https://chat.example.com") is None
     assert cors_origin_problem("http://localhost:5173") is None
-    for bad in ("*", "https://chat.example.com/", "https://chat.example.com/app", "chat.example.com"):
+    for bad in (
+        "*",
+        "https://chat.example.com/",
+        "https://chat.example.com/app",
+        "chat.example.com",
+    ):
         assert cors_origin_problem(bad) is not None
 
 
 def test_redis_url_forms() -> None:
-    for url in ("redis://:pw@h:6379/2", "rediss://h:6380", "unix:///run/redis.sock",
-                "redis+sentinel://:pw@s1:26379,s2:26379/mymaster/0"):  # fmt: skip
+    for url in (
+        "redis://:pw@h:6379/2",
+        "rediss://h:6380",
+        "unix:///run/redis.sock",
+        "redis+sentinel://:pw@s1:26379,s2:26379/mymaster/0",
+    ):
         assert problems(Settings.from_env({**STRONG, "REDIS_URL": url})) == []
     assert problems(Settings.from_env({**STRONG, "REDIS_URL": "http://x"}))
 

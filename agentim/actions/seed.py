@@ -35,9 +35,14 @@ async def _create(services: Services, username: str, password: str) -> None:
     digest = await services.passwords.hash(password)
     try:
         await users.insert_user(
-            services.db, user_id=new_id(), username=username, password_hash=digest,
-            display_name=username, role="admin", now=iso_now(),
-        )  # fmt: skip
+            services.db,
+            user_id=new_id(),
+            username=username,
+            password_hash=digest,
+            display_name=username,
+            role="admin",
+            now=iso_now(),
+        )
         log.info("Seeded admin user %s", username)
     except DbError as exc:
         if exc.sqlstate != UNIQUE_VIOLATION:  # another instance won the race

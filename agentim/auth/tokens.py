@@ -47,9 +47,15 @@ class TokenService:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         ttl = self.access_ttl_s if token_type == "access" else self.refresh_ttl_s
         claims: dict[str, Any] = {
-            "sub": user_id, "username": username, "type": token_type, "iss": ISSUER,
-            "aud": AUDIENCE, "iat": now_ms // 1000, "iatMs": now_ms, "exp": now_ms // 1000 + ttl,
-        }  # fmt: skip
+            "sub": user_id,
+            "username": username,
+            "type": token_type,
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "iat": now_ms // 1000,
+            "iatMs": now_ms,
+            "exp": now_ms // 1000 + ttl,
+        }
         if token_type == "refresh":
             claims["jti"] = new_id()  # two refresh tokens are never byte-identical
         return jwt.encode(claims, self.secret.encode(), algorithm=ALGORITHM)
@@ -69,9 +75,14 @@ class TokenService:
         for secret in filter(None, (self.secret, self.previous_secret)):
             try:
                 return jwt.decode(  # type: ignore[no-any-return]
-                    token, secret.encode(), algorithms=[ALGORITHM], issuer=ISSUER,
-                    audience=AUDIENCE, options={"require": ["exp"]}, leeway=0,
-                )  # fmt: skip
+                    token,
+                    secret.encode(),
+                    algorithms=[ALGORITHM],
+                    issuer=ISSUER,
+                    audience=AUDIENCE,
+                    options={"require": ["exp"]},
+                    leeway=0,
+                )
             except jwt.InvalidSignatureError as exc:
                 last = exc
             except jwt.PyJWTError as exc:

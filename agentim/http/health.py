@@ -78,8 +78,10 @@ def system_figures() -> dict[str, Any]:
 async def health() -> Response:
     svc = services()
     (db_ok, db_ms), (redis_ok, redis_ms), (fs_ok, _) = (
-        await _timed(_database_ok), await _timed(_redis_ok), await _timed(_filesystem_ok)
-    )  # fmt: skip
+        await _timed(_database_ok),
+        await _timed(_redis_ok),
+        await _timed(_filesystem_ok),
+    )
     ok = db_ok and redis_ok and fs_ok
     body = {
         "ok": ok,

@@ -125,9 +125,13 @@ def _record(response: Response, request_id: str) -> None:
     if response.status_code >= 400 and request.path.startswith("/api/"):
         metrics.api_errors_total.inc(status=str(response.status_code))
     log.info(
-        "%s %s %d %dms", request.method, request.path, response.status_code, round(elapsed * 1000),
+        "%s %s %d %dms",
+        request.method,
+        request.path,
+        response.status_code,
+        round(elapsed * 1000),
         extra={"requestId": request_id},
-    )  # fmt: skip
+    )
 
 
 def plain_not_found() -> Response:

@@ -13,8 +13,14 @@ from agentim.store.kv import Kv, KvUnavailable
 log = logging.getLogger("RateLimit")
 
 WINDOW_S: Final = 60
-LIMITS: Final = {"api": 120, "auth": 10, "sens": 5, "upload": 10, "router-test": 5,
-                 "ws_upgrade": 30}  # fmt: skip
+LIMITS: Final = {
+    "api": 120,
+    "auth": 10,
+    "sens": 5,
+    "upload": 10,
+    "router-test": 5,
+    "ws_upgrade": 30,
+}
 FALLBACK_MAX_KEYS: Final = 100_000  # bound on the outage map; expired keys are swept first
 
 
@@ -46,8 +52,9 @@ class RateLimiter:
         key = f"rl:{cls}:{ip}:{WINDOW_S}"
         try:
             count, ttl = await self._kv.incr_window(key, WINDOW_S)
-            decision = Decision(count <= limit, limit, max(0, limit - count),
-                                ttl if ttl > 0 else WINDOW_S, True)  # fmt: skip
+            decision = Decision(
+                count <= limit, limit, max(0, limit - count), ttl if ttl > 0 else WINDOW_S, True
+            )
         except KvUnavailable:
             log.warning("Redis unavailable for rate limit %s, using in-memory counters", cls)
             count = self._fallback_hit(key)

@@ -39,9 +39,13 @@ class Event:
 
 
 def frame_event(
-    target: Target, target_id: str, message: dict[str, Any], *, droppable: bool = False,
+    target: Target,
+    target_id: str,
+    message: dict[str, Any],
+    *,
+    droppable: bool = False,
     exclude: str | None = None,
-) -> Event:  # fmt: skip
+) -> Event:
     return Event(target, target_id, dumps(message), droppable, exclude)
 
 
@@ -62,6 +66,10 @@ def decode_event(payload: bytes) -> Event:
     head, _, frame = payload.decode().partition("\n")
     header = json.loads(head)
     return Event(
-        Target(header["t"]), header["i"], frame, bool(header.get("d")), header.get("x"),
+        Target(header["t"]),
+        header["i"],
+        frame,
+        bool(header.get("d")),
+        header.get("x"),
         header.get("c"),
-    )  # fmt: skip
+    )

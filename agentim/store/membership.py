@@ -12,8 +12,9 @@ async def is_member(conn: Conn, user_id: str, room_id: str) -> bool:
             "SELECT EXISTS (SELECT 1 FROM rooms r WHERE r.id = $2 AND (r.created_by_id = $1 OR "
             "EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.member_id = $1 "
             "AND m.member_type = 'user')))",
-            user_id, room_id,
-        )  # fmt: skip
+            user_id,
+            room_id,
+        )
     )
 
 
@@ -23,6 +24,7 @@ async def is_room_admin(conn: Conn, user_id: str, room_id: str) -> bool:
         await conn.fetchval(
             "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $2 AND member_id = $1 "
             "AND member_type = 'user' AND role IN ('owner', 'admin'))",
-            user_id, room_id,
-        )  # fmt: skip
+            user_id,
+            room_id,
+        )
     )

@@ -148,9 +148,12 @@ class Listener:
         self.finished.set()
 
     async def _accept_until(
-        self, shutdown: trio.Event, http: Any, context: WorkerContext,
+        self,
+        shutdown: trio.Event,
+        http: Any,
+        context: WorkerContext,
         task_status: trio.TaskStatus[list[str]],
-    ) -> None:  # fmt: skip
+    ) -> None:
         listeners = await trio.open_tcp_listeners(self.port, host=self.host or None)
         urls = [_url(listener) for listener in listeners]
         async with trio.open_nursery() as connections:

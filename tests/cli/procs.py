@@ -25,18 +25,35 @@ def free_port() -> int:
 
 def base_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AGENTIM_", "NODE_ENV"))}
-    for name in ("DATABASE_URL", "REDIS_URL", "JWT_SECRET", "ENCRYPTION_KEY", "ADMIN_PASSWORD",
-                 "CORS_ORIGIN", "UPLOAD_DIR", "DATA_DIR", "PORT", "LOG_LEVEL"):  # fmt: skip
+    for name in (
+        "DATABASE_URL",
+        "REDIS_URL",
+        "JWT_SECRET",
+        "ENCRYPTION_KEY",
+        "ADMIN_PASSWORD",
+        "CORS_ORIGIN",
+        "UPLOAD_DIR",
+        "DATA_DIR",
+        "PORT",
+        "LOG_LEVEL",
+    ):
         env.pop(name, None)
     env.update(extra)
     return env
 
 
-def run_cli(args: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: Mapping[str, str], cwd: Path, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "agentim", *args], env=dict(env), cwd=cwd, capture_output=True,
-        text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        [sys.executable, "-m", "agentim", *args],
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @attrs.define
@@ -58,9 +75,13 @@ def running_server(env: Mapping[str, str], cwd: Path, *, timeout: float = 90) ->
     """Start `agentim serve`, wait for the running line, SIGTERM/kill on exit."""
     port = int(env["PORT"])
     proc = subprocess.Popen(
-        [sys.executable, "-m", "agentim", "serve"], env=dict(env), cwd=cwd, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-    )  # fmt: skip
+        [sys.executable, "-m", "agentim", "serve"],
+        env=dict(env),
+        cwd=cwd,
+        text=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     server = Server(proc, port, [])
     try:
         deadline = time.monotonic() + timeout

@@ -15,9 +15,12 @@ from tests.cli.procs import base_env, free_port, run_cli, running_server
 from tests.conftest import TEST_JWT_SECRET
 
 PROD = {
-    "AGENTIM_ENV": "production", "JWT_SECRET": "j" * 40, "ENCRYPTION_KEY": "e" * 40,
-    "CORS_ORIGIN": "https://chat.example.com", "ADMIN_PASSWORD": "Str0ngAdmin",
-}  # fmt: skip
+    "AGENTIM_ENV": "production",
+    "JWT_SECRET": "j" * 40,
+    "ENCRYPTION_KEY": "e" * 40,
+    "CORS_ORIGIN": "https://chat.example.com",
+    "ADMIN_PASSWORD": "Str0ngAdmin",
+}
 
 
 def _health(port: int) -> tuple[int, dict[str, object]]:
@@ -75,8 +78,12 @@ def test_unwritable_upload_dir_is_fatal(tmp_path: Path, database_url: str, redis
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
     upload_dir = blocker / "uploads"
-    env = base_env(DATABASE_URL=database_url, REDIS_URL=redis_url, UPLOAD_DIR=str(upload_dir),
-                   JWT_SECRET=TEST_JWT_SECRET)  # fmt: skip
+    env = base_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        UPLOAD_DIR=str(upload_dir),
+        JWT_SECRET=TEST_JWT_SECRET,
+    )
     result = run_cli(["serve"], env, tmp_path)
     assert result.returncode == 1
     assert f"Fatal: Upload directory is not writable: {upload_dir}" in result.stderr
@@ -84,16 +91,24 @@ def test_unwritable_upload_dir_is_fatal(tmp_path: Path, database_url: str, redis
 
 def test_unreachable_postgres_fails_with_the_seed_text(tmp_path: Path, redis_url: str) -> None:
     port = free_port()
-    env = base_env(DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/x", REDIS_URL=redis_url,
-                   JWT_SECRET=TEST_JWT_SECRET, DATA_DIR=str(tmp_path / "d"))  # fmt: skip
+    env = base_env(
+        DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/x",
+        REDIS_URL=redis_url,
+        JWT_SECRET=TEST_JWT_SECRET,
+        DATA_DIR=str(tmp_path / "d"),
+    )
     result = run_cli(["serve"], env, tmp_path)
     assert result.returncode == 1
     assert f"Error: connect ECONNREFUSED 127.0.0.1:{port}" in result.stderr
 
 
 def test_unreachable_redis_fails_with_the_seed_text(tmp_path: Path, database_url: str) -> None:
-    env = base_env(DATABASE_URL=database_url, REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
-                   JWT_SECRET=TEST_JWT_SECRET, DATA_DIR=str(tmp_path / "d"))  # fmt: skip
+    env = base_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=f"redis://127.0.0.1:{free_port()}/0",
+        JWT_SECRET=TEST_JWT_SECRET,
+        DATA_DIR=str(tmp_path / "d"),
+    )
     result = run_cli(["serve"], env, tmp_path)
     assert result.returncode == 1
     assert "Error: Redis connection refused" in result.stderr
@@ -102,10 +117,17 @@ def test_unreachable_redis_fails_with_the_seed_text(tmp_path: Path, database_url
 def test_external_services_serve_and_sigterm_exits_zero(
     tmp_path: Path, database_url: str, redis_url: str
 ) -> None:
-    env = base_env(DATABASE_URL=database_url, REDIS_URL=redis_url, PORT=str(free_port()),
-                   JWT_SECRET=TEST_JWT_SECRET, ADMIN_PASSWORD="AdminPass123",
-                   UPLOAD_DIR=str(tmp_path / "up"), DATA_DIR=str(tmp_path / "d"),
-                   LOG_LEVEL="info", HOST="127.0.0.1")  # fmt: skip
+    env = base_env(
+        DATABASE_URL=database_url,
+        REDIS_URL=redis_url,
+        PORT=str(free_port()),
+        JWT_SECRET=TEST_JWT_SECRET,
+        ADMIN_PASSWORD="AdminPass123",
+        UPLOAD_DIR=str(tmp_path / "up"),
+        DATA_DIR=str(tmp_path / "d"),
+        LOG_LEVEL="info",
+        HOST="127.0.0.1",
+    )
     with running_server(env, tmp_path) as server:
         status, body = _health(server.port)
         assert status == 200 and body["ok"] is True
@@ -124,7 +146,9 @@ def test_migrate_twice_changes_nothing(tmp_path: Path, database_url: str) -> Non
 
 
 def _children_of(pid: int) -> list[str]:
-    result = subprocess.run(["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        ["ps", "-eo", "pid,ppid,args"], capture_output=True, text=True, check=True
+    )
     return [line for line in result.stdout.splitlines()[1:] if line.split()[1] == str(pid)]
 
 
@@ -132,8 +156,13 @@ def test_embedded_default_starts_restarts_and_leaves_nothing_behind(
     tmp_path: Path, embedded_dir: Path
 ) -> None:
     data_dir = embedded_dir / "data"
-    env = base_env(PORT=str(free_port()), DATA_DIR=str(data_dir), UPLOAD_DIR=str(tmp_path / "up"),
-                   HOST="127.0.0.1", LOG_LEVEL="info")  # fmt: skip
+    env = base_env(
+        PORT=str(free_port()),
+        DATA_DIR=str(data_dir),
+        UPLOAD_DIR=str(tmp_path / "up"),
+        HOST="127.0.0.1",
+        LOG_LEVEL="info",
+    )
     with running_server(env, tmp_path, timeout=120) as server:
         status, body = _health(server.port)
         assert status == 200 and body["ok"] is True

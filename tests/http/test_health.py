@@ -21,7 +21,9 @@ async def test_health_reports_every_check_ok(client: httpx.AsyncClient) -> None:
     assert body["services"]["redis"]["ok"] is True
 
 
-async def test_health_is_503_when_postgres_refuses(hub: RunningHub, client: httpx.AsyncClient) -> None:
+async def test_health_is_503_when_postgres_refuses(
+    hub: RunningHub, client: httpx.AsyncClient
+) -> None:
     db = hub.services.db
     name = await db.fetchval("SELECT current_database()")
     admin_url = db.url.rsplit("/", 1)[0] + "/postgres"  # the blocking runs from another database

@@ -10,11 +10,15 @@ from agentim.settings import Settings
 from tests.conftest import start_hub
 
 SECURITY = {
-    "cross-origin-opener-policy": "same-origin", "referrer-policy": "no-referrer",
+    "cross-origin-opener-policy": "same-origin",
+    "referrer-policy": "no-referrer",
     "strict-transport-security": "max-age=15552000; includeSubDomains",
-    "x-content-type-options": "nosniff", "x-frame-options": "SAMEORIGIN", "x-xss-protection": "0",
-    "origin-agent-cluster": "?1", "x-permitted-cross-domain-policies": "none",
-}  # fmt: skip
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "SAMEORIGIN",
+    "x-xss-protection": "0",
+    "origin-agent-cluster": "?1",
+    "x-permitted-cross-domain-policies": "none",
+}
 
 
 async def test_security_headers_on_success_and_error(client: httpx.AsyncClient) -> None:
@@ -36,9 +40,14 @@ async def test_cors_for_the_configured_origin_only(client: httpx.AsyncClient) ->
 
 
 async def test_preflight_is_answered_without_a_request_id(client: httpx.AsyncClient) -> None:
-    response = await client.options("/api/rooms", headers={
-        "Origin": "http://localhost:5173", "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "content-type,authorization"})  # fmt: skip
+    response = await client.options(
+        "/api/rooms",
+        headers={
+            "Origin": "http://localhost:5173",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "content-type,authorization",
+        },
+    )
     assert response.status_code == 204 and response.content == b""
     assert response.headers["access-control-allow-methods"] == "GET,HEAD,PUT,POST,DELETE,PATCH"
     assert response.headers["access-control-allow-headers"] == "content-type,authorization"
@@ -83,7 +92,7 @@ async def test_production_adds_csp_and_hides_413_detail(
 
 
 async def test_spa_fallback_serves_index_outside_api(
-    bridge: None, nursery: trio.Nursery, settings: Settings, redis_prefix: str, tmp_path: "object"
+    bridge: None, nursery: trio.Nursery, settings: Settings, redis_prefix: str, tmp_path: object
 ) -> None:
     web = settings.data_dir.parent / "web"
     web.mkdir()
