@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -87,8 +88,43 @@ def build_services(settings: Settings, db: Database, kv: Kv, hub: Hub) -> Servic
         embedded_db=settings.database_url is None,
         embedded_redis=settings.redis_url is None,
     )
-    metrics.gauge("process_rss_bytes", "Resident memory", lambda: float(rss_bytes()))
+    _bind_gauges(metrics, hub, services.started_at)
     return services
+
+
+def _bind_gauges(metrics: Metrics, hub: Hub, started_at: float) -> None:
+    """Gauges read live state when scraped; nothing scans the database."""
+    gauges = (
+        (
+            "agentim_ws_client_connections",
+            "Client sockets on this process",
+            lambda: hub.count("client"),
+        ),
+        (
+            "agentim_ws_gateway_connections",
+            "Gateway sockets on this process",
+            lambda: hub.count("gateway"),
+        ),
+        (
+            "agentim_online_users",
+            "Users with a client socket on this process",
+            lambda: len({s.user_id for s in hub.sessions.values() if s.kind == "client"}),
+        ),
+        (
+            "agentim_connected_agents",
+            "Agents bound to a gateway on this process",
+            lambda: len(hub.agents),
+        ),
+        (
+            "agentim_active_rooms",
+            "Rooms with a joined socket on this process",
+            lambda: len(hub.rooms),
+        ),
+        ("process_uptime_seconds", "Seconds since start", lambda: time.monotonic() - started_at),
+        ("process_rss_bytes", "Resident memory in bytes", rss_bytes),
+    )
+    for name, help_text, read in gauges:
+        metrics.gauge(name, help_text, lambda read=read: float(read()))
 
 
 async def serve(
