@@ -1,0 +1,232 @@
+"""Message writes: send (WebSocket), edit, delete, batch delete, reactions and read marks (REST).
+
+Each writes in one transaction, then publishes its events (api.md Appendix A.3) after commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import posixpath
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Final
+
+import trio
+
+from agentim.actions.audit import audit
+from agentim.actions.serialize import message_json, new_message_json, reactions_json
+from agentim.errors import AgentImError, ErrorCode, bad_request, forbidden, not_found
+from agentim.protocol.events import Event, Target, frame_event
+from agentim.protocol.ids import new_id
+from agentim.protocol.mentions import parse_mentions
+from agentim.protocol.sanitize import sanitize_content
+from agentim.protocol.timefmt import iso_now
+from agentim.services import Services
+from agentim.store import messages as store
+from agentim.store.db import DbError, Row
+from agentim.store.membership import is_member, is_room_admin
+
+log = logging.getLogger("ClientHandler")
+files_log = logging.getLogger("Files")
+
+MAX_REACTIONS_PER_USER: Final = 20  # per message (api.md §7.6)
+NOT_A_MEMBER: Final = "Not a member of this room"
+
+
+async def send_message(
+    services: Services, *, user_id: str, username: str, room_id: str, content: str,
+    reply_to_id: str | None, attachment_ids: list[str],
+) -> dict[str, Any]:  # fmt: skip
+    """Store a user's message and broadcast `server:new_message` (realtime.md §3.1 steps 2-5).
+
+    Returns:
+        The message as broadcast (its `mentions` are the parsed names), for agent routing.
+
+    Raises:
+        AgentImError: 404 ROOM_NOT_FOUND, 403 NOT_A_MEMBER, or 500 INTERNAL_ERROR on a DB error.
+    """
+    content = sanitize_content(content)
+    mentions = parse_mentions(content)
+    message_id, now = new_id(), iso_now()
+    try:
+        outcome = await store.insert_user_message(
+            services.db, message_id=message_id, room_id=room_id, user_id=user_id,
+            username=username, content=content, reply_to_id=reply_to_id, mentions=mentions,
+            attachment_ids=attachment_ids, now=now,
+        )  # fmt: skip
+    except DbError as exc:
+        log.error("Transaction error in handleSendMessage: %s", exc)
+        raise AgentImError(500, "Failed to send message", code=ErrorCode.INTERNAL_ERROR) from exc
+    if not outcome.room_found:
+        raise AgentImError(404, "Room not found", code=ErrorCode.ROOM_NOT_FOUND)
+    if not outcome.inserted:
+        raise AgentImError(403, "You are not a member of this room", code=ErrorCode.NOT_A_MEMBER)
+    message = new_message_json(
+        message_id=message_id, room_id=room_id, sender_id=user_id, sender_name=username,
+        content=content, reply_to_id=reply_to_id, mentions=mentions,
+        attachments=outcome.attachments, created_at=now,
+    )  # fmt: skip
+    services.metrics.messages_total.inc(type="text")
+    await services.events.publish(
+        frame_event(Target.ROOM, room_id, {"type": "server:new_message", "message": message})
+    )
+    return message
+
+
+def _require_member(row: Row | None) -> Row:
+    if row is None:
+        raise not_found("Message not found")
+    if not row["is_member"]:
+        raise forbidden(NOT_A_MEMBER)
+    return row
+
+
+def _is_own_user_message(row: Row, user_id: str) -> bool:
+    return bool(row["sender_id"] == user_id and row["sender_type"] == "user")
+
+
+async def edit_message(
+    services: Services, *, user_id: str, message_id: str, content: str
+) -> dict[str, Any]:
+    """Replace the sender's own message content, keeping the old text as an edit (api.md §7.8).
+
+    Mentions are not recomputed. Publishes `server:message_edited` to the room.
+    """
+    async with services.db.transaction() as tx:
+        row = _require_member(await store.lock_message_for_member(tx, message_id, user_id))
+        if not _is_own_user_message(row, user_id):
+            raise forbidden("Only the sender can edit this message")
+        updated = await store.update_content(
+            tx, message_id=message_id, edit_id=new_id(), previous=row["content"],
+            content=sanitize_content(content), now=iso_now(),
+        )  # fmt: skip
+    message = message_json(updated)
+    await services.events.publish(
+        frame_event(Target.ROOM, row["room_id"], {"type": "server:message_edited",
+                                                  "message": message})
+    )  # fmt: skip
+    return message
+
+
+async def delete_message(
+    services: Services, *, user_id: str, message_id: str, ip: str | None
+) -> None:
+    """Delete the sender's own message and its files (api.md §7.9)."""
+    async with services.db.transaction() as tx:
+        row = _require_member(await store.lock_message_for_member(tx, message_id, user_id))
+        if not _is_own_user_message(row, user_id):
+            raise forbidden("Only the sender can delete this message")
+        urls = await store.list_attachment_urls(tx, [message_id])
+        await store.delete_messages(tx, [message_id])
+    await remove_upload_files(services.settings.upload_dir, urls)
+    await audit(
+        services.db, "file_delete", user_id=user_id, ip=ip, target_id=message_id,
+        target_type="file", metadata={"roomId": row["room_id"], "attachmentCount": len(urls)},
+    )  # fmt: skip
+    await services.events.publish(_deleted_event(row["room_id"], message_id))
+
+
+def _deleted_event(room_id: str, message_id: str) -> Event:
+    return frame_event(
+        Target.ROOM, room_id,
+        {"type": "server:message_deleted", "roomId": room_id, "messageId": message_id},
+    )  # fmt: skip
+
+
+async def batch_delete(
+    services: Services, *, user_id: str, message_ids: list[str], ip: str | None
+) -> int:
+    """Delete several messages of one room (api.md §7.10); returns how many were deleted.
+
+    Room admins may delete any of them; others only their own user messages (the rest are
+    skipped silently).
+    """
+    async with services.db.transaction() as tx:
+        found = await store.get_messages(tx, message_ids)
+        if not found:
+            return 0
+        room_id = _single_room(found)
+        if not await is_member(tx, user_id, room_id):
+            raise forbidden(NOT_A_MEMBER)
+        admin = await is_room_admin(tx, user_id, room_id)
+        allowed = [r["id"] for r in found if admin or _is_own_user_message(r, user_id)]
+        if not allowed:
+            raise forbidden("No permission to delete these messages")
+        urls = await store.list_attachment_urls(tx, allowed)
+        deleted = await store.delete_messages(tx, allowed)
+    await remove_upload_files(services.settings.upload_dir, urls)
+    await audit(
+        services.db, "file_delete", user_id=user_id, ip=ip, target_id=",".join(deleted),
+        target_type="file",
+        metadata={"roomId": room_id, "count": len(deleted), "attachmentCount": len(urls)},
+    )  # fmt: skip
+    await services.events.publish_all([_deleted_event(room_id, mid) for mid in deleted])
+    return len(deleted)
+
+
+def _single_room(rows: list[Row]) -> str:
+    rooms = {row["room_id"] for row in rows}
+    if len(rooms) > 1:
+        raise bad_request("All messages must belong to the same room")
+    return rooms.pop()
+
+
+async def toggle_reaction(
+    services: Services, *, user_id: str, message_id: str, emoji: str
+) -> list[dict[str, Any]]:
+    """Add or remove the caller's reaction (api.md §7.6); returns the message's reactions."""
+    async with services.db.transaction() as tx:
+        row = _require_member(await store.get_message_for_member(tx, message_id, user_id))
+        if not await store.delete_reaction(tx, message_id, user_id, emoji):
+            if await store.count_user_reactions(tx, message_id, user_id) >= MAX_REACTIONS_PER_USER:
+                raise bad_request("Maximum reactions per message reached")
+            await store.insert_reaction(tx, message_id, user_id, emoji, iso_now())
+        reactions = reactions_json(await store.list_reactions(tx, [message_id]))
+    await services.events.publish(
+        frame_event(Target.ROOM, row["room_id"], {
+            "type": "server:reaction_update", "roomId": row["room_id"], "messageId": message_id,
+            "reactions": reactions,
+        })
+    )  # fmt: skip
+    return reactions
+
+
+def _read_receipt(room_id: str, user_id: str, username: str, now: str) -> Event:
+    return frame_event(Target.ROOM, room_id, {
+        "type": "server:read_receipt", "roomId": room_id, "userId": user_id,
+        "username": username, "lastReadAt": now,
+    })  # fmt: skip
+
+
+async def mark_room_read(services: Services, *, user_id: str, username: str, room_id: str) -> None:
+    """Set the caller's last_read_at in one room and announce it (api.md §7.3)."""
+    now = iso_now()
+    async with services.db.transaction() as tx:
+        if not await is_member(tx, user_id, room_id):
+            raise forbidden(NOT_A_MEMBER)
+        await store.mark_room_read(tx, user_id, room_id, now)
+    await services.events.publish(_read_receipt(room_id, user_id, username, now))
+
+
+async def mark_all_read(services: Services, *, user_id: str, username: str) -> None:
+    """Set last_read_at in every member room; one read receipt per room (api.md §7.2)."""
+    now = iso_now()
+    room_ids = await store.mark_all_read(services.db, user_id, now)
+    await services.events.publish_all(
+        [_read_receipt(room_id, user_id, username, now) for room_id in room_ids]
+    )
+
+
+async def remove_upload_files(upload_dir: Path, urls: Iterable[str]) -> None:
+    """Unlink each URL's basename inside upload_dir, after commit; failures are only logged."""
+    names = {posixpath.basename(url) for url in urls} - {"", ".", ".."}
+    if names:
+        await trio.to_thread.run_sync(_unlink_all, upload_dir, sorted(names))
+
+
+def _unlink_all(upload_dir: Path, names: list[str]) -> None:
+    for name in names:
+        try:
+            (upload_dir / name).unlink(missing_ok=True)
+        except OSError as exc:
+            files_log.warning("Failed to delete file %s: %s", name, exc)

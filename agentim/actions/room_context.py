@@ -1,0 +1,79 @@
+"""`server:room_context` (realtime.md §3.9): what each agent member of a room is told about it.
+
+Built from the committed (or in-transaction) rows; the caller publishes the events after commit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from agentim.protocol.events import Event, Target, frame_event
+from agentim.store import rooms
+from agentim.store.db import Conn, Row
+
+
+async def room_context_events(
+    conn: Conn, room_id: str, *, agent_id: str | None = None
+) -> list[Event]:
+    """One AGENT-targeted `server:room_context` per agent member that has an agent row.
+
+    Args:
+        agent_id: only this agent's event (gateway:register_agent), if it is a member.
+
+    Returns:
+        [] when the room is missing or has no members.
+    """
+    room = await rooms.get_room(conn, room_id)
+    if room is None:
+        return []
+    rows = await rooms.list_context_members(conn, room_id)
+    context = room_context(room, rows)
+    agent_ids = [row["agent_id"] for row in rows if row["agent_id"] is not None]
+    if agent_id is not None:
+        agent_ids = [a for a in agent_ids if a == agent_id]
+    return [_context_event(a, context) for a in agent_ids]
+
+
+def _context_event(agent_id: str, context: dict[str, Any]) -> Event:
+    message = {"type": "server:room_context", "agentId": agent_id, "context": context}
+    return frame_event(Target.AGENT, agent_id, message)
+
+
+def room_context(room: Row, rows: list[Row]) -> dict[str, Any]:
+    context: dict[str, Any] = {"roomId": room["id"], "roomName": room["name"]}
+    if room["system_prompt"] is not None:
+        context["systemPrompt"] = room["system_prompt"]
+    members = (_member(row) for row in rows)
+    context["members"] = [m for m in members if m is not None]
+    return context
+
+
+def _member(row: Row) -> dict[str, Any] | None:
+    """A RoomContextMember; None for a member whose agent or user row is gone."""
+    if row["agent_id"] is not None:
+        member: dict[str, Any] = {"id": row["agent_id"], "name": row["agent_name"],
+                                  "type": "agent", "agentType": row["agent_type"]}  # fmt: skip
+        capabilities = _capabilities(row["capabilities"])
+        if capabilities is not None:
+            member["capabilities"] = capabilities
+        _add_role_description(member, row)
+        member["status"] = row["status"]
+        return member
+    if row["user_id"] is not None:
+        member = {"id": row["user_id"], "name": row["display_name"], "type": "user"}
+        _add_role_description(member, row)
+        return member
+    return None
+
+
+def _add_role_description(member: dict[str, Any], row: Row) -> None:
+    if row["role_description"] is not None:
+        member["roleDescription"] = row["role_description"]
+
+
+def _capabilities(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None

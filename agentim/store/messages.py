@@ -1,0 +1,243 @@
+"""SQL for messages, their attachments, reactions and edit history (api.md §7, §14.8-14.11)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+import attrs
+
+from agentim.store.db import Conn, Row
+
+# The creator shortcut or a `user` member row (api.md §6 isMember), on the room aliased `r`.
+_IS_MEMBER: Final = (
+    "(r.created_by_id = $2 OR EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = r.id "
+    "AND rm.member_id = $2 AND rm.member_type = 'user'))"
+)
+# realtime.md §3.1 step 4 as one statement (one round trip on the hot path): the room check,
+# the membership check, the insert and the attachment links. The UPDATE runs only when the
+# INSERT did; the FK from attachments to the new message is checked at the statement's end.
+_SEND: Final = f"""
+WITH room AS (
+    SELECT r.id, {_IS_MEMBER} AS allowed FROM rooms r WHERE r.id = $3
+), ins AS (
+    INSERT INTO messages (id, room_id, sender_id, sender_type, sender_name, type, content,
+                          reply_to_id, mentions, created_at)
+    SELECT $1, room.id, $2, 'user', $4, 'text', $5, $6, $7, $8 FROM room WHERE room.allowed
+    RETURNING id
+), att AS (
+    UPDATE message_attachments SET message_id = $1
+    WHERE id = ANY($9::text[]) AND uploaded_by = $2 AND message_id IS NULL
+      AND EXISTS (SELECT 1 FROM ins)
+    RETURNING id, message_id, filename, mime_type, size, url, created_at
+)
+SELECT (SELECT count(*) FROM room) AS room_found,
+       (SELECT count(*) FROM ins) AS inserted,
+       (SELECT json_agg(json_build_object('id', id, 'message_id', message_id,
+                'filename', filename, 'mime_type', mime_type, 'size', size, 'url', url)
+                ORDER BY created_at, id) FROM att) AS attachments
+"""
+
+
+@attrs.frozen
+class SendOutcome:
+    room_found: bool
+    inserted: bool
+    attachments: list[dict[str, Any]]
+
+
+async def insert_user_message(
+    conn: Conn, *, message_id: str, room_id: str, user_id: str, username: str, content: str,
+    reply_to_id: str | None, mentions: list[str], attachment_ids: Sequence[str], now: str,
+) -> SendOutcome:  # fmt: skip
+    """Insert a user's text message if the room exists and the user may post there.
+
+    Returns:
+        Whether the room exists, whether the message was inserted (the caller was a member),
+        and the attachments linked to it (only the caller's unlinked uploads among the ids).
+    """
+    row = await conn.fetchrow(
+        _SEND, message_id, user_id, room_id, username, content, reply_to_id,
+        json.dumps(mentions, separators=(",", ":"), ensure_ascii=False), now,
+        list(attachment_ids),
+    )  # fmt: skip
+    assert row is not None  # the final SELECT always yields one row
+    linked = json.loads(row["attachments"]) if row["attachments"] else []
+    return SendOutcome(bool(row["room_found"]), bool(row["inserted"]), linked)
+
+
+async def get_message_for_member(conn: Conn, message_id: str, user_id: str) -> Row | None:
+    """The message row plus `is_member` (the caller may read its room), or None."""
+    return await conn.fetchrow(
+        f"SELECT m.*, {_IS_MEMBER} AS is_member FROM messages m "
+        "JOIN rooms r ON r.id = m.room_id WHERE m.id = $1",
+        message_id, user_id,
+    )  # fmt: skip
+
+
+async def lock_message_for_member(conn: Conn, message_id: str, user_id: str) -> Row | None:
+    """As get_message_for_member, holding the message row until the transaction ends."""
+    return await conn.fetchrow(
+        f"SELECT m.*, {_IS_MEMBER} AS is_member FROM messages m "
+        "JOIN rooms r ON r.id = m.room_id WHERE m.id = $1 FOR UPDATE OF m",
+        message_id, user_id,
+    )  # fmt: skip
+
+
+async def list_room_messages(
+    conn: Conn, room_id: str, *, limit: int, before: str | None, after: str | None
+) -> list[Row]:
+    """Newest first, at most `limit` rows; `after` (exclusive) wins over `before` (exclusive)."""
+    if after is not None:
+        where, bound = "AND created_at > $2", after
+    elif before is not None:
+        where, bound = "AND created_at < $2", before
+    else:
+        where, bound = "AND $2::text IS NULL", None
+    return await conn.fetch(
+        f"SELECT * FROM messages WHERE room_id = $1 {where} "
+        "ORDER BY created_at DESC, id DESC LIMIT $3",
+        room_id, bound, limit,
+    )  # fmt: skip
+
+
+async def search_messages(
+    conn: Conn, user_id: str, *, pattern: str, room_id: str | None, sender_pattern: str | None,
+    since: str | None, until: str | None, limit: int,
+) -> list[Row]:  # fmt: skip
+    """Messages whose content ILIKE `pattern` in the caller's member rooms (or the one room).
+
+    Patterns arrive escaped (backslash is PostgreSQL's default LIKE escape); the trigram index
+    messages_content_trgm_idx serves the ILIKE.
+    """
+    return await conn.fetch(
+        "SELECT m.* FROM messages m WHERE m.room_id IN (SELECT room_id FROM room_members "
+        "WHERE member_id = $1 AND member_type = 'user') AND ($2::text IS NULL OR m.room_id = $2) "
+        "AND m.content ILIKE $3 AND ($4::text IS NULL OR m.sender_name ILIKE $4) "
+        "AND ($5::text IS NULL OR m.created_at >= $5) AND ($6::text IS NULL OR m.created_at <= $6) "
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT $7",
+        user_id, room_id, pattern, sender_pattern, since, until, limit,
+    )  # fmt: skip
+
+
+async def list_attachments(conn: Conn, message_ids: Sequence[str]) -> list[Row]:
+    return await conn.fetch(
+        "SELECT id, message_id, filename, mime_type, size, url FROM message_attachments "
+        "WHERE message_id = ANY($1::text[]) ORDER BY created_at, id",
+        list(message_ids),
+    )  # fmt: skip
+
+
+async def list_attachment_urls(conn: Conn, message_ids: Sequence[str]) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT url FROM message_attachments WHERE message_id = ANY($1::text[])",
+        list(message_ids),
+    )  # fmt: skip
+    return [row["url"] for row in rows]
+
+
+async def list_reactions(conn: Conn, message_ids: Sequence[str]) -> list[Row]:
+    """Reaction rows with the reactor's username, in insertion order per message."""
+    return await conn.fetch(
+        "SELECT r.message_id, r.emoji, r.user_id, u.username FROM message_reactions r "
+        "JOIN users u ON u.id = r.user_id WHERE r.message_id = ANY($1::text[]) "
+        "ORDER BY r.created_at",
+        list(message_ids),
+    )  # fmt: skip
+
+
+async def delete_reaction(conn: Conn, message_id: str, user_id: str, emoji: str) -> bool:
+    status = await conn.execute(
+        "DELETE FROM message_reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3",
+        message_id, user_id, emoji,
+    )  # fmt: skip
+    return status != "DELETE 0"
+
+
+async def count_user_reactions(conn: Conn, message_id: str, user_id: str) -> int:
+    count = await conn.fetchval(
+        "SELECT count(*) FROM message_reactions WHERE message_id = $1 AND user_id = $2",
+        message_id, user_id,
+    )  # fmt: skip
+    return int(count)
+
+
+async def insert_reaction(conn: Conn, message_id: str, user_id: str, emoji: str, now: str) -> None:
+    await conn.execute(
+        "INSERT INTO message_reactions (message_id, user_id, emoji, created_at) "
+        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        message_id, user_id, emoji, now,
+    )  # fmt: skip
+
+
+async def update_content(
+    conn: Conn, *, message_id: str, edit_id: str, previous: str, content: str, now: str
+) -> Row:
+    """Record the previous content as an edit and store the new one; returns the new row."""
+    await conn.execute(
+        "INSERT INTO message_edits (id, message_id, previous_content, edited_at) "
+        "VALUES ($1, $2, $3, $4)",
+        edit_id, message_id, previous, now,
+    )  # fmt: skip
+    row = await conn.fetchrow(
+        "UPDATE messages SET content = $2, updated_at = $3 WHERE id = $1 RETURNING *",
+        message_id, content, now,
+    )  # fmt: skip
+    assert row is not None  # locked by the caller
+    return row
+
+
+async def list_edits(conn: Conn, message_id: str, *, limit: int) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM message_edits WHERE message_id = $1 ORDER BY edited_at DESC, id DESC "
+        "LIMIT $2",
+        message_id, limit,
+    )  # fmt: skip
+
+
+async def get_messages(conn: Conn, message_ids: Sequence[str]) -> list[Row]:
+    return await conn.fetch(
+        "SELECT id, room_id, sender_id, sender_type FROM messages WHERE id = ANY($1::text[]) "
+        "ORDER BY created_at, id",
+        list(message_ids),
+    )  # fmt: skip
+
+
+async def delete_messages(conn: Conn, message_ids: Sequence[str]) -> list[str]:
+    """Delete (cascading to attachments, reactions, edits); returns the ids that existed."""
+    rows = await conn.fetch(
+        "DELETE FROM messages WHERE id = ANY($1::text[]) RETURNING id", list(message_ids)
+    )
+    return [row["id"] for row in rows]
+
+
+async def list_recent(conn: Conn, user_id: str) -> list[Row]:
+    """Per member room with messages: the newest message and the caller's unread count."""
+    return await conn.fetch(
+        "SELECT rm.room_id, last.content, last.sender_name, last.created_at, "
+        "(SELECT count(*) FROM messages x WHERE x.room_id = rm.room_id AND "
+        "(rm.last_read_at IS NULL OR x.created_at > rm.last_read_at)) AS unread "
+        "FROM room_members rm JOIN LATERAL (SELECT content, sender_name, created_at "
+        "FROM messages WHERE room_id = rm.room_id ORDER BY created_at DESC LIMIT 1) last ON true "
+        "WHERE rm.member_id = $1 AND rm.member_type = 'user'",
+        user_id,
+    )  # fmt: skip
+
+
+async def mark_room_read(conn: Conn, user_id: str, room_id: str, now: str) -> None:
+    await conn.execute(
+        "UPDATE room_members SET last_read_at = $3 WHERE room_id = $2 AND member_id = $1 "
+        "AND member_type = 'user'",
+        user_id, room_id, now,
+    )  # fmt: skip
+
+
+async def mark_all_read(conn: Conn, user_id: str, now: str) -> list[str]:
+    """Mark every member room read; returns their ids."""
+    rows = await conn.fetch(
+        "UPDATE room_members SET last_read_at = $2 WHERE member_id = $1 AND member_type = 'user' "
+        "RETURNING room_id",
+        user_id, now,
+    )  # fmt: skip
+    return [row["room_id"] for row in rows]

@@ -1,0 +1,173 @@
+"""SQL for rooms and room_members (api.md §6, §14.6-14.7)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from agentim.store.db import Conn, Row
+
+MAX_MEMBERS_LISTED: Final = 500  # GET /api/rooms/:id/members cap (api.md §2.12)
+# API field → column, the only columns PUT /api/rooms/:id may change.
+UPDATABLE_COLUMNS: Final = {
+    "name": "name",
+    "broadcastMode": "broadcast_mode",
+    "systemPrompt": "system_prompt",
+    "routerId": "router_id",
+}
+
+
+async def get_room(conn: Conn, room_id: str) -> Row | None:
+    return await conn.fetchrow("SELECT * FROM rooms WHERE id = $1", room_id)
+
+
+async def list_user_rooms(conn: Conn, user_id: str) -> list[Row]:
+    """Rooms where the user has a `user` member row, with that row's pin and archive state."""
+    return await conn.fetch(
+        "SELECT r.*, m.pinned_at, m.archived_at FROM room_members m "
+        "JOIN rooms r ON r.id = m.room_id WHERE m.member_id = $1 AND m.member_type = 'user'",
+        user_id,
+    )  # fmt: skip
+
+
+async def insert_room(
+    conn: Conn, *, room_id: str, name: str, room_type: str, broadcast_mode: bool,
+    system_prompt: str | None, router_id: str | None, created_by_id: str, now: str,
+) -> Row:  # fmt: skip
+    row = await conn.fetchrow(
+        "INSERT INTO rooms (id, name, type, broadcast_mode, system_prompt, router_id, "
+        "created_by_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) "
+        "RETURNING *",
+        room_id, name, room_type, broadcast_mode, system_prompt, router_id, created_by_id, now,
+    )  # fmt: skip
+    assert row is not None
+    return row
+
+
+async def insert_members(
+    conn: Conn, room_id: str, members: Sequence[tuple[str, str, str, str | None]], now: str
+) -> None:
+    """Insert (member_id, member_type, role, role_description) rows; joining counts as read."""
+    await conn.executemany(
+        "INSERT INTO room_members (room_id, member_id, member_type, role, role_description, "
+        "last_read_at, joined_at) VALUES ($1, $2, $3, $4, $5, $6, $6)",
+        [(room_id, *member, now) for member in members],
+    )  # fmt: skip
+
+
+async def existing_user_ids(conn: Conn, user_ids: Sequence[str]) -> set[str]:
+    rows = await conn.fetch("SELECT id FROM users WHERE id = ANY($1::text[])", list(user_ids))
+    return {row["id"] for row in rows}
+
+
+async def has_member_row(conn: Conn, room_id: str, user_id: str) -> bool:
+    """A `user` member row exists (no creator shortcut): the scope of GET /api/rooms and search."""
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND member_id = $2 "
+        "AND member_type = 'user')",
+        room_id, user_id,
+    )  # fmt: skip
+    return bool(found)
+
+
+async def user_exists(conn: Conn, user_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT EXISTS (SELECT 1 FROM users WHERE id = $1)", user_id))
+
+
+async def get_agent_owner(conn: Conn, agent_id: str) -> Row | None:
+    """The agent's visibility and its gateway owner's id (`owner_id`), or None."""
+    return await conn.fetchrow(
+        "SELECT a.visibility, g.user_id AS owner_id FROM agents a "
+        "JOIN gateways g ON g.id = a.gateway_id WHERE a.id = $1",
+        agent_id,
+    )  # fmt: skip
+
+
+# Members in the order they joined; rows inserted together keep their insertion order.
+_MEMBER_ORDER: Final = "ORDER BY m.joined_at, m.ctid"
+
+
+async def list_members(conn: Conn, room_id: str, *, limit: int | None = None) -> list[Row]:
+    """Every member row (users and agents), in join order."""
+    return await conn.fetch(
+        f"SELECT m.* FROM room_members m WHERE m.room_id = $1 {_MEMBER_ORDER} LIMIT $2",
+        room_id, limit,
+    )  # fmt: skip
+
+
+async def update_room(conn: Conn, room_id: str, changes: Mapping[str, Any], now: str) -> Row | None:
+    """Set the given API fields (keys of UPDATABLE_COLUMNS) and updated_at; returns the row."""
+    columns = [UPDATABLE_COLUMNS[field] for field in changes]
+    assignments = "".join(f", {column} = ${i}" for i, column in enumerate(columns, start=3))
+    return await conn.fetchrow(
+        f"UPDATE rooms SET updated_at = $2{assignments} WHERE id = $1 RETURNING *",
+        room_id, now, *changes.values(),
+    )  # fmt: skip
+
+
+async def delete_room(conn: Conn, room_id: str) -> None:
+    """Delete the room; the schema cascades to members, messages (and theirs) and tasks."""
+    await conn.execute("DELETE FROM rooms WHERE id = $1", room_id)
+
+
+async def list_room_attachment_urls(conn: Conn, room_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT a.url FROM message_attachments a JOIN messages m ON m.id = a.message_id "
+        "WHERE m.room_id = $1",
+        room_id,
+    )  # fmt: skip
+    return [row["url"] for row in rows]
+
+
+async def list_user_member_ids(conn: Conn, room_id: str) -> list[str]:
+    rows = await conn.fetch(
+        "SELECT member_id FROM room_members WHERE room_id = $1 AND member_type = 'user'", room_id
+    )
+    return [row["member_id"] for row in rows]
+
+
+async def delete_member(conn: Conn, room_id: str, member_id: str) -> None:
+    """Remove every row of that member id (any member type)."""
+    await conn.execute(
+        "DELETE FROM room_members WHERE room_id = $1 AND member_id = $2", room_id, member_id
+    )
+
+
+async def toggle_member_flag(
+    conn: Conn, room_id: str, user_id: str, *, column: str, now: str
+) -> bool | None:
+    """Flip pinned_at or archived_at between NULL and now; None when there is no member row.
+
+    Returns:
+        True when the flag is now set.
+    """
+    assert column in ("pinned_at", "archived_at")
+    row = await conn.fetchrow(
+        f"UPDATE room_members SET {column} = CASE WHEN {column} IS NULL THEN $3 ELSE NULL END "
+        f"WHERE room_id = $1 AND member_id = $2 AND member_type = 'user' RETURNING {column}",
+        room_id, user_id, now,
+    )  # fmt: skip
+    return None if row is None else row[column] is not None
+
+
+async def set_notification_pref(conn: Conn, room_id: str, user_id: str, pref: str) -> bool:
+    """Store the preference on the caller's member row; False when there is none."""
+    status = await conn.execute(
+        "UPDATE room_members SET notification_pref = $3 WHERE room_id = $1 AND member_id = $2 "
+        "AND member_type = 'user'",
+        room_id, user_id, pref,
+    )  # fmt: skip
+    return status != "UPDATE 0"
+
+
+async def list_context_members(conn: Conn, room_id: str) -> list[Row]:
+    """Member rows in join order, with the agent or user record each points at (if any)."""
+    return await conn.fetch(
+        "SELECT m.member_id, m.member_type, m.role_description, a.id AS agent_id, "
+        "a.name AS agent_name, a.type AS agent_type, a.capabilities, a.status, "
+        "u.id AS user_id, u.display_name FROM room_members m "
+        "LEFT JOIN agents a ON m.member_type = 'agent' AND a.id = m.member_id "
+        "LEFT JOIN users u ON m.member_type = 'user' AND u.id = m.member_id "
+        f"WHERE m.room_id = $1 {_MEMBER_ORDER}",
+        room_id,
+    )  # fmt: skip
