@@ -1,0 +1,205 @@
+"""Sign-in, refresh-token rotation and sign-out (api.md §4, DECISIONS D7-D9).
+
+Unknown user, wrong password and locked account answer the same 401 after the same bcrypt work.
+Refresh tokens are stored as SHA-256 digests in session families; all token writes of one user
+run under that user's advisory lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import UTC, datetime, timedelta
+from typing import Final, NoReturn
+
+import attrs
+
+from agentim.actions.audit import audit
+from agentim.auth.revocation import revoke_user
+from agentim.auth.tokens import TokenInvalid
+from agentim.errors import AgentImError, unauthorized
+from agentim.protocol.ids import new_id
+from agentim.protocol.timefmt import iso_now, to_iso
+from agentim.services import Services
+from agentim.store import refresh_tokens, users
+from agentim.store.db import Conn, Row
+
+log = logging.getLogger("Auth")
+
+LOCKOUT_THRESHOLD: Final = 5  # consecutive wrong passwords (D9)
+LOCKOUT_DURATION: Final = timedelta(minutes=15)
+MAX_SESSIONS_PER_USER: Final = 10  # live refresh tokens kept at login (api.md §4.2)
+INVALID_CREDENTIALS: Final = "Invalid credentials"
+REFRESH_REVOKED: Final = "Refresh token revoked or invalid"
+REFRESH_INVALID: Final = "Invalid or expired refresh token"
+
+
+@attrs.frozen
+class TokenPair:
+    access_token: str
+    refresh_token: str
+
+
+@attrs.frozen
+class SignedIn:
+    user: Row
+    tokens: TokenPair
+
+
+class RefreshRejected(AgentImError):
+    """A refresh failure after which the client's refresh cookie is cleared (api.md §4.3)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(401, message)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _later(delta: timedelta) -> str:
+    return to_iso(datetime.now(UTC) + delta)
+
+
+def _login_failed(username: str, ip: str, reason: str) -> None:
+    log.warning(
+        "Login failed",
+        extra={"action": "login_failed", "username": username, "ip": ip, "reason": reason},
+    )
+
+
+async def login(services: Services, username: str, password: str, *, ip: str) -> SignedIn:
+    """Check the credentials (with lockout) and start a new session family.
+
+    Raises:
+        AgentImError: 401 `Invalid credentials` for an unknown user, a locked account or a
+            wrong password, indistinguishably.
+    """
+    user = await users.get_user_by_username(services.db, username)
+    if user is None:
+        await services.passwords.verify_dummy(password)
+        await audit(
+            services.db, "login_failed", user_id=None, ip=ip, metadata={"username": username}
+        )
+        _login_failed(username, ip, "unknown_user")
+        raise unauthorized(INVALID_CREDENTIALS)
+    if user["locked_until"] is not None and user["locked_until"] > iso_now():
+        await services.passwords.verify_dummy(password)
+        await audit(
+            services.db, "login_failed", user_id=user["id"], ip=ip, metadata={"locked": True}
+        )
+        _login_failed(username, ip, "locked")
+        raise unauthorized(INVALID_CREDENTIALS)
+    if not await services.passwords.verify(password, user["password_hash"]):
+        await _wrong_password(services, user, ip)
+    if user["failed_login_attempts"] or user["locked_until"] is not None:
+        await users.reset_failed_logins(services.db, user["id"])
+    tokens = await start_session(services, user["id"], user["username"])
+    await audit(services.db, "login", user_id=user["id"], ip=ip)
+    return SignedIn(user, tokens)
+
+
+async def _wrong_password(services: Services, user: Row, ip: str) -> NoReturn:
+    attempts = await users.record_failed_login(
+        services.db,
+        user["id"],
+        now=iso_now(),
+        lock_until=_later(LOCKOUT_DURATION),
+        threshold=LOCKOUT_THRESHOLD,
+    )
+    await audit(
+        services.db, "login_failed", user_id=user["id"], ip=ip, metadata={"attempts": attempts}
+    )
+    _login_failed(user["username"], ip, "wrong_password")
+    if attempts >= LOCKOUT_THRESHOLD:
+        log.warning("Account %s locked after %d failed attempts", user["username"], attempts)
+    raise unauthorized(INVALID_CREDENTIALS)
+
+
+async def start_session(services: Services, user_id: str, username: str) -> TokenPair:
+    """Issue a token pair in a new family, dropping the oldest families beyond the cap."""
+    tokens = _issue(services, user_id, username)
+    async with services.db.transaction() as tx:
+        await refresh_tokens.lock_user_tokens(tx, user_id)
+        await refresh_tokens.trim_families(tx, user_id, keep=MAX_SESSIONS_PER_USER - 1)
+        await _store(services, tx, user_id, tokens.refresh_token, family_id=new_id())
+    return tokens
+
+
+def _issue(services: Services, user_id: str, username: str) -> TokenPair:
+    return TokenPair(
+        services.tokens.issue(user_id, username, "access"),
+        services.tokens.issue(user_id, username, "refresh"),
+    )
+
+
+async def _store(services: Services, tx: Conn, user_id: str, token: str, *, family_id: str) -> None:
+    ttl = timedelta(seconds=services.settings.refresh_store_ttl_s)
+    await refresh_tokens.insert_refresh_token(
+        tx,
+        token_id=new_id(),
+        user_id=user_id,
+        token_hash=token_digest(token),
+        family_id=family_id,
+        expires_at=_later(ttl),
+        now=iso_now(),
+    )
+
+
+async def refresh(services: Services, token: str) -> TokenPair:
+    """Rotate one refresh token (D8): only the presented token's session is affected.
+
+    Raises:
+        RefreshRejected: 401 for an invalid, expired, unknown or replayed token.
+        AgentImError: 401 `Invalid token type` / `User not found`.
+    """
+    try:
+        principal = services.tokens.verify(token)
+    except TokenInvalid:
+        raise RefreshRejected(REFRESH_INVALID) from None
+    if principal.token_type != "refresh":
+        raise unauthorized("Invalid token type")
+    user = await users.get_user(services.db, principal.user_id)
+    if user is None:
+        raise unauthorized("User not found")
+    async with services.db.transaction() as tx:
+        await refresh_tokens.lock_user_tokens(tx, principal.user_id)
+        rotated = await _rotate(services, tx, user, token)
+    if rotated is None:
+        raise RefreshRejected(REFRESH_REVOKED)
+    return rotated
+
+
+async def _rotate(services: Services, tx: Conn, user: Row, token: str) -> TokenPair | None:
+    """Inside the user's lock: the successor pair, or None (a replay also drops its family)."""
+    now = iso_now()
+    row = await refresh_tokens.get_refresh_token(tx, user["id"], token_digest(token))
+    if row is None or row["expires_at"] < now:
+        return None
+    if row["rotated_at"] is not None:
+        await refresh_tokens.delete_family(tx, row["family_id"])
+        log.warning("Refresh token reuse detected for user %s; session revoked", user["id"])
+        return None
+    await refresh_tokens.mark_rotated(tx, row["id"], now)
+    tokens = _issue(services, user["id"], user["username"])
+    await _store(services, tx, user["id"], tokens.refresh_token, family_id=row["family_id"])
+    return tokens
+
+
+async def end_sessions(services: Services, user_id: str) -> None:
+    """Drop every refresh token of the user, cut off their access tokens and close their
+    sockets on every hub process (logout, password change, admin reset and delete).
+
+    The lock makes a refresh racing with this either finish first (its new tokens are then
+    deleted and cut off) or find its token gone.
+    """
+    async with services.db.transaction() as tx:
+        await refresh_tokens.lock_user_tokens(tx, user_id)
+        await refresh_tokens.delete_user_tokens(tx, user_id)
+    ttl_s = services.settings.revocation_ttl_s
+    await revoke_user(services.kv, services.events, user_id, ttl_s=ttl_s)
+
+
+async def logout(services: Services, user_id: str, *, ip: str) -> None:
+    await end_sessions(services, user_id)
+    await audit(services.db, "logout", user_id=user_id, ip=ip)
