@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, Final, TypeVar, cast
@@ -15,9 +16,11 @@ from agentim.errors import AgentImError, forbidden, unauthorized
 from agentim.protocol.envelope import dumps
 from agentim.protocol.ids import is_valid_path_id
 from agentim.services import Services
+from agentim.store import users
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 _NO_DATA: Final = object()
+_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 
 
 def services() -> Services:
@@ -43,12 +46,26 @@ def ok(data: Any = _NO_DATA, status: int = 200, **extra: Any) -> Response:
 
 
 async def json_body() -> Any:
-    """The body parsed as JSON whatever the Content-Type; else 400 `Invalid JSON body`."""
+    """The body parsed as JSON whatever the Content-Type; else 400 `Invalid JSON body`.
+
+    Strings are made storable: PostgreSQL text holds no NUL and no unpaired surrogate, so those
+    become U+FFFD rather than a 500 at insert time.
+    """
     raw = await request.get_data(as_text=False)
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        return storable(json.loads(raw))
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise AgentImError(400, "Invalid JSON body") from None
+
+
+def storable(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(k): storable(v) for k, v in value.items()}
+    return value
 
 
 def client_ip() -> str:
@@ -99,14 +116,16 @@ def require_admin(fn: F) -> F:
     @wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> Any:
         g.principal = await authenticate_header()
-        role = await services().db.fetchval(
-            "SELECT role FROM users WHERE id = $1", g.principal.user_id
-        )
-        if role != "admin":
-            raise forbidden("Admin access required")
+        await ensure_admin()
         return await fn(*args, **kwargs)
 
     return cast(F, wrapper)
+
+
+async def ensure_admin() -> None:
+    """api.md §2.7: the role is read from the database on every admin call."""
+    if await users.get_role(services().db, principal().user_id) != "admin":
+        raise forbidden("Admin access required")
 
 
 def check_ids(*names: str) -> Callable[[F], F]:

@@ -15,6 +15,7 @@ from agentim.errors import AgentImError, forbidden, unauthorized
 from agentim.http._request import (
     client_ip,
     enforce_rate_limit,
+    json_body,
     ok,
     principal,
     rate_limit,
@@ -22,7 +23,7 @@ from agentim.http._request import (
     services,
 )
 from agentim.http.pipeline import plain_not_found
-from agentim.http.users import login_json, read_json
+from agentim.http.users import login_json
 from agentim.http.validate import Rule, Str, parse_dict
 from agentim.protocol.textrules import utf16_len
 
@@ -54,7 +55,7 @@ def _tokens_response(data: Mapping[str, object], refresh_token: str) -> Response
 @blueprint.post("/api/auth/login")
 @rate_limit("auth")
 async def login() -> Response:
-    fields = parse_dict(LOGIN_SCHEMA, await read_json())
+    fields = parse_dict(LOGIN_SCHEMA, await json_body())
     signed = await auth.login(services(), fields["username"], fields["password"], ip=client_ip())
     tokens = signed.tokens
     data = {
@@ -71,7 +72,7 @@ async def _presented_refresh_token() -> str:
     if cookie:
         _check_origin()
         return cookie
-    body = await read_json()
+    body = await json_body()
     token = body.get("refreshToken") if isinstance(body, dict) else None
     if not isinstance(token, str) or not 1 <= utf16_len(token) <= MAX_BODY_TOKEN_CHARS:
         raise unauthorized("Refresh token required")

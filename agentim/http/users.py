@@ -14,10 +14,11 @@ import attrs
 from quart import Blueprint, Response, request
 
 from agentim.actions import users as user_actions
-from agentim.errors import AgentImError, forbidden, not_found
+from agentim.errors import not_found
 from agentim.http._request import (
     check_ids,
     client_ip,
+    ensure_admin,
     json_body,
     ok,
     principal,
@@ -36,7 +37,6 @@ blueprint = Blueprint("users", __name__)
 
 # Strings PostgreSQL text cannot hold (NUL) or UTF-8 cannot encode (lone surrogates, which
 # JSON.parse accepts); both become U+FFFD, as Node's UTF-8 encoder does for the surrogates.
-_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 _PASSWORD_CLASSES: Final = (
     (re.compile(r"[a-z]"), "Password must contain a lowercase letter"),
     (re.compile(r"[A-Z]"), "Password must contain an uppercase letter"),
@@ -93,18 +93,6 @@ UPDATE_SCHEMA: Final[dict[str, Rule]] = {
     "maxWsConnections": Int(optional=True, nullable=True, min=1, max=1000),
     "maxGateways": Int(optional=True, nullable=True, min=1, max=1000),
 }
-
-
-async def read_json() -> Any:
-    """The JSON body (400 `Invalid JSON body`), with unstorable characters in top-level string
-    values replaced; every body of these routes is a flat object."""
-    try:
-        body = await json_body()
-    except RecursionError:  # nesting deeper than the parser allows is not usable JSON here
-        raise AgentImError(400, "Invalid JSON body") from None
-    if not isinstance(body, dict):
-        return body
-    return {k: _UNSTORABLE.sub("\ufffd", v) if isinstance(v, str) else v for k, v in body.items()}
 
 
 # User objects (api.md §15.8) ----------------------------------------------------------------
@@ -180,11 +168,6 @@ def page_param(raw: str | None, *, default: int, lo: int, hi: int) -> int:
 
 
 # Routes ------------------------------------------------------------------------------------
-async def _ensure_admin() -> None:
-    if await users.get_role(services().db, principal().user_id) != "admin":
-        raise forbidden("Admin access required")
-
-
 @blueprint.get("/api/users/me")
 @require_auth
 async def get_me() -> Response:
@@ -197,7 +180,7 @@ async def get_me() -> Response:
 @blueprint.put("/api/users/me")
 @require_auth
 async def update_me() -> Response:
-    fields = parse_dict(PROFILE_SCHEMA, await read_json())
+    fields = parse_dict(PROFILE_SCHEMA, await json_body())
     changes: dict[str, Any] = {}
     if "displayName" in fields:
         changes["display_name"] = sanitize_text(fields["displayName"])
@@ -211,7 +194,7 @@ async def update_me() -> Response:
 @require_auth
 @rate_limit("sens")
 async def change_password() -> Response:
-    fields = parse_dict(PASSWORD_SCHEMA, await read_json())
+    fields = parse_dict(PASSWORD_SCHEMA, await json_body())
     await user_actions.change_password(
         services(),
         principal().user_id,
@@ -235,7 +218,7 @@ async def list_all() -> Response:
 @blueprint.post("/api/users")
 @require_admin
 async def create() -> Response:
-    fields = parse_dict(CREATE_SCHEMA, await read_json())
+    fields = parse_dict(CREATE_SCHEMA, await json_body())
     display_name = fields.get("displayName")
     row = await user_actions.create_user(
         services(),
@@ -253,8 +236,8 @@ async def create() -> Response:
 @require_auth
 @check_ids("id")
 async def update(id: str) -> Response:
-    await _ensure_admin()
-    fields = parse_dict(UPDATE_SCHEMA, await read_json())
+    await ensure_admin()
+    fields = parse_dict(UPDATE_SCHEMA, await json_body())
     columns = {
         "displayName": "display_name",
         "role": "role",
@@ -279,7 +262,7 @@ async def update(id: str) -> Response:
 @require_auth
 @check_ids("id")
 async def delete(id: str) -> Response:
-    await _ensure_admin()
+    await ensure_admin()
     await user_actions.delete_user(
         services(), admin_id=principal().user_id, target_id=id, ip=client_ip()
     )
