@@ -1,0 +1,93 @@
+"""Sweepers started in the hub's nursery: orphan uploads (api.md §11.5), expired refresh tokens.
+
+Error policy (both): a failed pass is logged and the next one runs on schedule; only
+cancellation ends a sweeper. Several hub processes may sweep at once: rows are claimed with
+`FOR UPDATE SKIP LOCKED`, so each orphan is handled by one of them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Final
+
+import trio
+
+from agentim.actions.uploads import remove_upload_file
+from agentim.protocol.timefmt import iso_now, to_iso
+from agentim.services import Services
+from agentim.store import refresh_tokens, uploads
+
+log = logging.getLogger("Jobs")
+
+ORPHAN_AGE: Final = timedelta(hours=1)  # api.md §16.1: fixed, not configurable
+ORPHAN_FIRST_RUN_S: Final = 10.0  # api.md §11.5: first pass 10 s after start-up
+ORPHAN_BATCH: Final = 1000  # rows per pass; the rest wait for the next pass
+
+
+async def cleanup_orphans_once(services: Services) -> int:
+    """Remove unlinked uploads older than an hour: the file first, then its row.
+
+    Returns:
+        How many orphans were removed. A file that cannot be deleted (other than already
+        missing) keeps its row for the next pass.
+    """
+    older_than = to_iso(datetime.now(UTC) - ORPHAN_AGE)
+    removed = 0
+    for row in await uploads.list_orphans(services.db, older_than=older_than, limit=ORPHAN_BATCH):
+        removed += await _remove_orphan(services, row["id"])
+    if removed:
+        log.info("Removed %d orphan upload(s)", removed)
+    return removed
+
+
+async def _remove_orphan(services: Services, attachment_id: str) -> bool:
+    async with services.db.transaction() as tx:
+        url = await uploads.lock_orphan(tx, attachment_id)
+        if url is None:  # linked meanwhile, or another process has it
+            return False
+        if not await remove_upload_file(services.settings.upload_dir, url):
+            return False
+        await uploads.delete_attachment(tx, attachment_id)
+    return True
+
+
+async def cleanup_tokens_once(services: Services) -> int:
+    """Delete refresh tokens past `expires_at`; how many were deleted."""
+    deleted = await refresh_tokens.delete_expired_refresh_tokens(services.db, iso_now())
+    if deleted:
+        log.info("Removed %d expired refresh token(s)", deleted)
+    return deleted
+
+
+async def run_orphan_cleanup(
+    services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """First pass 10 s after start (sooner if the interval is shorter), then every interval."""
+    interval = services.settings.orphan_file_check_interval_s
+    task_status.started()
+    await trio.sleep(min(ORPHAN_FIRST_RUN_S, interval))
+    while True:
+        await _run_pass("orphan file cleanup", cleanup_orphans_once, services)
+        await trio.sleep(interval)
+
+
+async def run_token_cleanup(
+    services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """A pass every TOKEN_CLEANUP_INTERVAL, the first one interval after start (setInterval)."""
+    interval = services.settings.token_cleanup_interval_s
+    task_status.started()
+    while True:
+        await trio.sleep(interval)
+        await _run_pass("refresh token cleanup", cleanup_tokens_once, services)
+
+
+async def _run_pass(
+    name: str, sweep: Callable[[Services], Awaitable[int]], services: Services
+) -> None:
+    try:
+        await sweep(services)
+    except Exception:  # the policy above: log, keep the schedule
+        log.exception("Scheduled %s failed", name)
