@@ -53,13 +53,17 @@ check-config:
 bench *args:
     {{python}} -m bench {{args}}
 
-# Build the container image with podman
+# Build the container image with podman (tags agentim:latest; applies this machine's workarounds)
 image:
-    bash scripts/image.sh
+    bash scripts/image-test.sh build
 
 # Run the hub container against this machine's PostgreSQL and Redis (see docs/DEPLOYMENT.md)
 up:
-    bash scripts/up.sh
+    bash scripts/image-test.sh up
+
+# Stop and remove the container started by `just up`
+down:
+    bash scripts/image-test.sh down
 
 # Container smoke test: build, run, health check, login, message, clean SIGTERM stop
 image-test:

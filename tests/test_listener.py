@@ -64,3 +64,22 @@ async def test_upgrade_to_an_unknown_path_is_refused(hub: RunningHub) -> None:
         with trio.fail_after(10):
             data = await stream.receive_some(65536)
     assert not data.startswith(b"HTTP/1.1 101")
+
+
+async def test_keep_alive_connection_can_upgrade_after_http(hub: RunningHub) -> None:
+    """A proxy that pools connections sends the upgrade after an ordinary request."""
+    upgrade = (
+        b"GET /ws/client HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    stream = await trio.open_tcp_stream("127.0.0.1", hub.port)
+    async with stream:
+        await stream.send_all(b"GET /api/health HTTP/1.1\r\nHost: x\r\n\r\n")
+        received = b""
+        with trio.fail_after(10):
+            while b'"ok":true' not in received:
+                received += await stream.receive_some(65536)
+            await stream.send_all(upgrade)
+            answer = await stream.receive_some(65536)
+    assert received.startswith(b"HTTP/1.1 200")
+    assert answer.startswith(b"HTTP/1.1 101")

@@ -29,6 +29,7 @@ log = logging.getLogger("Server")
 MAX_HEAD_BYTES: Final = 16 * 1024
 HEAD_TIMEOUT_S: Final = 10.0
 WS_PATHS: Final = ("/ws/client", "/ws/gateway")
+WS_REQUEST_START: Final = b"GET /ws/"
 
 
 @attrs.frozen
@@ -63,19 +64,44 @@ def parse_head(raw: bytes) -> RequestHead | None:
 
 
 class ReplayStream(trio.abc.HalfCloseableStream):
-    """A SocketStream whose first reads return bytes we already consumed."""
+    """A SocketStream whose first reads return bytes we already consumed.
+
+    A later request on the same keep-alive connection that upgrades to /ws/* is taken back from
+    hypercorn (`hijacked`): hypercorn sees EOF and lets go, the socket stays open for our session.
+    """
 
     def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
         self._stream = stream
         self._prefix = prefix
         self.socket = stream.socket
+        self.hijacked: RequestHead | None = None
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
             data, self._prefix = self._prefix, b""
             await trio.lowlevel.checkpoint()
             return data
-        return await self._stream.receive_some(max_bytes)
+        if self.hijacked is not None:
+            await trio.lowlevel.checkpoint()
+            return b""
+        data = await self._stream.receive_some(max_bytes)
+        if data.startswith(WS_REQUEST_START):
+            return await self._maybe_hijack(data)
+        return data
+
+    async def _maybe_hijack(self, data: bytes) -> bytes:
+        head = parse_head(data)
+        with trio.move_on_after(HEAD_TIMEOUT_S):
+            while head is None and len(data) < MAX_HEAD_BYTES:
+                more = await self._stream.receive_some(MAX_HEAD_BYTES)
+                if not more:
+                    break
+                data += more
+                head = parse_head(data)
+        if head is not None and head.is_ws_upgrade:
+            self.hijacked = head
+            return b""
+        return data
 
     async def send_all(self, data: bytes | bytearray | memoryview) -> None:
         await self._stream.send_all(data)
@@ -84,12 +110,16 @@ class ReplayStream(trio.abc.HalfCloseableStream):
         await self._stream.wait_send_all_might_not_block()
 
     async def send_eof(self) -> None:
+        if self.hijacked is not None:
+            return
         # Shielded: hypercorn closes a `Connection: close` response from the app's task, which
         # quart-trio cancels as the response ends; an unshielded checkpoint would skip the FIN.
         with trio.CancelScope(shield=True):
             await self._stream.send_eof()
 
     async def aclose(self) -> None:
+        if self.hijacked is not None:
+            return
         with trio.CancelScope(shield=True):
             await self._stream.aclose()
 
@@ -180,8 +210,11 @@ class Listener:
             return
         if head.is_ws_upgrade:
             await self.ws_handler(stream, head)
-        else:
-            await http(ReplayStream(stream, head.raw))
+            return
+        replay = ReplayStream(stream, head.raw)
+        await http(replay)
+        if replay.hijacked is not None:  # a keep-alive connection asked to upgrade later
+            await self.ws_handler(stream, replay.hijacked)
 
 
 def _url(listener: trio.SocketListener) -> str:
