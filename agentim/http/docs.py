@@ -82,7 +82,7 @@ def _openapi_path(rule: str) -> str:
 def build_document(app: Quart) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for rule in app.url_map.iter_rules():
-        if not rule.rule.startswith("/api/") or "<path:" in rule.rule:
+        if not rule.rule.startswith("/api/") or "<path:" in rule.rule or rule.rule.endswith("/"):
             continue  # catch-alls only exist to answer the plain 404 after their limiter
         view = app.view_functions[rule.endpoint]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):

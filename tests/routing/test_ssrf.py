@@ -150,16 +150,29 @@ async def test_allow_private_lets_loopback_through_but_not_other_schemes() -> No
         await check_llm_base_url("file:///etc/passwd", allow_private=True)
 
 
+class _IntranetResolver(trio.abc.HostnameResolver):
+    """DNS is a third party: this one answers a private address for one name."""
+
+    async def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):  # type: ignore[no-untyped-def]
+        if host in ("intranet.example", b"intranet.example"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("10.1.2.3", 0))]
+        raise socket.gaierror(socket.EAI_NONAME, "no such name")
+
+    async def getnameinfo(self, sockaddr, flags):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+
 async def test_a_name_resolving_to_a_private_address_is_refused(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    name = socket.gethostname().lower()
-    answers = {info[4][0] for info in socket.getaddrinfo(name, None)}
-    if not any(is_private_ip(ipaddress.ip_address(a.split("%")[0])) for a in answers):
-        pytest.skip("this machine's name does not resolve to a private address")
-    with caplog.at_level(logging.WARNING, logger="Routers"), pytest.raises(AgentImError):
-        await check_llm_base_url(f"http://{name}:8000", allow_private=False)
-    assert any(name in r.getMessage() for r in caplog.records)
+    previous = trio.socket.set_custom_hostname_resolver(_IntranetResolver())
+    try:
+        with caplog.at_level(logging.WARNING, logger="Routers"), pytest.raises(AgentImError):
+            await check_llm_base_url("http://intranet.example:8000/v1", allow_private=False)
+    finally:
+        trio.socket.set_custom_hostname_resolver(previous)
+    assert any("intranet.example" in r.getMessage() for r in caplog.records)
+    assert any("internal or private networks" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_name_that_does_not_resolve_is_allowed() -> None:
