@@ -4,11 +4,39 @@ from __future__ import annotations
 
 from quart_trio import QuartTrio
 
-from agentim.http import health, pipeline, static
+from agentim.http import (
+    agents,
+    auth,
+    docs,
+    files,
+    health,
+    messages,
+    metrics,
+    pipeline,
+    rooms,
+    routers,
+    static,
+    tasks,
+    uploads,
+    users,
+)
 from agentim.services import Services
 from agentim.settings import UPLOAD_BODY_LIMIT_BYTES
 
-BLUEPRINTS = (health.blueprint,)
+BLUEPRINTS = (
+    health.blueprint,
+    metrics.blueprint,
+    docs.blueprint,
+    auth.blueprint,
+    users.blueprint,
+    rooms.blueprint,
+    routers.blueprint,
+    messages.blueprint,
+    tasks.blueprint,
+    agents.blueprint,
+    uploads.blueprint,
+    files.blueprint,
+)
 
 
 def create_app(services: Services) -> QuartTrio:

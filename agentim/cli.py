@@ -6,6 +6,7 @@ The one place that reads os.environ and .env; everything below gets a frozen Set
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import sys
 import urllib.request
@@ -38,7 +39,16 @@ def load_settings(env: Mapping[str, str]) -> Settings:
     return settings
 
 
+def tune_gc() -> None:
+    """Move the imported world out of the collector's way and collect young objects less often:
+    measured, the largest single latency win on the message hot path (bench/README.md)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 100)
+
+
 def cmd_serve(settings: Settings) -> int:
+    tune_gc()
     trio.run(partial(serve, settings, handle_signals=True))
     return 0
 
@@ -95,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     settings = load_settings(read_env(args.env_file))
     try:
         code = COMMANDS[args.command](settings)
-    except BaseException as exc:
+    except BaseException as exc:  # noqa: ASYNC103 (sync code after trio.run; unwrapping groups)
         startup = _find(exc, StartupError)
         if startup is None:
             if _find(exc, KeyboardInterrupt) is not None:

@@ -13,6 +13,9 @@ from pathlib import Path
 import trio
 
 from agentim import embedded
+from agentim.actions.agents import mark_process_agents_offline, reset_stale_agents
+from agentim.actions.permissions import expire_permission
+from agentim.actions.routing import handle_hop
 from agentim.actions.seed import seed_admin
 from agentim.app import create_app
 from agentim.auth.passwords import PasswordHasher
@@ -24,6 +27,7 @@ from agentim.http.ratelimit import RateLimiter
 from agentim.jobs import run_orphan_cleanup, run_token_cleanup
 from agentim.metrics import Metrics
 from agentim.routing.hub import Hub
+from agentim.routing.permissions import PermissionBroker
 from agentim.services import Services
 from agentim.settings import DEFAULT_JWT_SECRET, Settings, problems
 from agentim.store.bridge import open_bridge
@@ -32,6 +36,7 @@ from agentim.store.kv import Kv, open_redis
 from agentim.store.pubsub import EventBus, run_subscriber
 from agentim.store.schema import apply_migrations
 from agentim.ws.endpoints import handle_upgrade
+from agentim.ws.gateway_session import install_controls as install_gateway_controls
 from agentim.ws.listener import Listener
 
 log = logging.getLogger("Server")
@@ -124,10 +129,14 @@ def _bind_gauges(metrics: Metrics, hub: Hub, started_at: float) -> None:
         ("process_rss_bytes", "Resident memory in bytes", rss_bytes),
     )
     for name, help_text, read in gauges:
-        metrics.gauge(name, help_text, lambda read=read: float(read()))
+        metrics.gauge(name, help_text, partial(_as_float, read))
 
 
-async def serve(
+def _as_float(read: Callable[[], float]) -> float:
+    return float(read())
+
+
+async def serve(  # noqa: ASYNC128 (task_status is handed to _run_hub, which calls started)
     settings: Settings,
     *,
     shutdown: trio.Event | None = None,
@@ -175,9 +184,13 @@ async def _run_hub(
     if ready is not None:
         ready(services)
     await seed_admin(services)
+    install_gateway_controls(hub)
+    await reset_stale_agents(services)  # D14: agents a crashed process left online
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
         await nursery.start(run_subscriber, kv, hub)
+        await nursery.start(services.conversations.run, partial(handle_hop, services))
+        await nursery.start(PermissionBroker(hub, partial(expire_permission, services)).run)
         await nursery.start(run_orphan_cleanup, services)
         await nursery.start(run_token_cleanup, services)
         listener = Listener(
@@ -191,6 +204,7 @@ async def _run_hub(
         _announce(settings, urls)
         task_status.started(urls)
         await listener.finished.wait()
+        await mark_process_agents_offline(services)  # D14; bounded inside
         nursery.cancel_scope.cancel()  # HTTP drained: stop subscriber, conversations and jobs
     log.info("HTTP server closed")
 

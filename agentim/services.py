@@ -10,6 +10,7 @@ from agentim.auth.passwords import PasswordHasher
 from agentim.auth.tokens import TokenService
 from agentim.http.ratelimit import RateLimiter
 from agentim.metrics import Metrics
+from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
 from agentim.settings import Settings
 from agentim.store.db import Database
@@ -31,3 +32,4 @@ class Services:
     embedded_db: bool = False
     embedded_redis: bool = False
     started_at: float = attrs.field(factory=time.monotonic)
+    conversations: Conversations = attrs.field(factory=Conversations)  # started by main

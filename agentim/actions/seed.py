@@ -9,7 +9,7 @@ from agentim.protocol.timefmt import iso_now
 from agentim.services import Services
 from agentim.settings import is_strong_password
 from agentim.store import users
-from agentim.store.db import UNIQUE_VIOLATION, DbError, StartupError
+from agentim.store.db import UNIQUE_VIOLATION, DbError, Row, StartupError
 
 log = logging.getLogger("Server")
 
@@ -49,7 +49,7 @@ async def _create(services: Services, username: str, password: str) -> None:
             raise
 
 
-async def _refresh(services: Services, row: dict, password: str) -> None:  # type: ignore[type-arg]
+async def _refresh(services: Services, row: Row, password: str) -> None:
     same_password = await services.passwords.verify(password, row["password_hash"])
     if same_password and row["role"] == "admin":
         return

@@ -54,7 +54,7 @@ def control_event(action: str, target_id: str, **data: Any) -> Event:
 
 
 def encode_event(event: Event) -> bytes:
-    header = {"t": event.target.value, "i": event.target_id, "d": event.droppable}
+    header: dict[str, Any] = {"t": event.target.value, "i": event.target_id, "d": event.droppable}
     if event.exclude:
         header["x"] = event.exclude
     if event.control is not None:

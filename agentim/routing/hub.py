@@ -2,22 +2,29 @@
 
 `deliver` never awaits: it queues encoded frames on each recipient's bounded outbox, so one
 slow socket never holds up a room (STYLE §4.3). Only the pub/sub subscriber (or the D16
-fallback) calls it.
+fallback) calls it, one event at a time, so every process sees a room's events in one order.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
-from collections.abc import Callable
-from typing import Protocol
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Any, Final, Protocol
 
 import trio
 
+from agentim.errors import ErrorCode
 from agentim.protocol.events import Event, Target
+from agentim.protocol.ids import new_id
 from agentim.ws.transport import text_frame
 
 log = logging.getLogger("Connections")
+
+CLIENT: Final = "client"
+GATEWAY: Final = "gateway"
+REVOKED_CLOSE: Final = (1008, "Session revoked")  # realtime.md §1.8
+FALLBACK_MAX_KEYS: Final = 100_000  # bound on the per-process counters used during an outage
 
 
 class LiveSession(Protocol):
@@ -25,103 +32,153 @@ class LiveSession(Protocol):
 
     id: str
     kind: str  # "client" | "gateway"
-    user_id: str
+    user_id: str  # "" until authenticated
     rooms: set[str]
     agents: set[str]
 
-    def send_nowait(self, frame: bytes, *, droppable: bool) -> None: ...
+    def send_nowait(self, frame: bytes, *, droppable: bool = False) -> bool: ...
     def close_soon(
         self, code: int, reason: str, *, error: dict[str, str] | None = None
     ) -> None: ...
 
 
+class KeepAlive(Protocol):
+    """A session the shared keep-alive ticker pings (ws/session.py implements it)."""
+
+    id: str
+
+    def keepalive_tick(self) -> None: ...
+
+
 ControlHandler = Callable[["Hub", Event], None]
+
+
+class WindowCounters:
+    """Fixed-window counters in process memory: the rate limits' fallback while Redis is down."""
+
+    def __init__(self) -> None:
+        self._counts: dict[str, tuple[int, float]] = {}
+        self.in_use = False  # set while Redis is down, so the outage is logged once
+
+    def hit(self, key: str, window_s: float) -> int:
+        now = time.monotonic()
+        count, expires = self._counts.get(key, (0, now + window_s))
+        if expires <= now:
+            count, expires = 0, now + window_s
+        if len(self._counts) >= FALLBACK_MAX_KEYS:
+            self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
+        self._counts[key] = (count + 1, expires)
+        return count + 1
 
 
 class Hub:
     def __init__(self) -> None:
-        self.sessions: dict[str, LiveSession] = {}
-        self.by_user: dict[str, set[str]] = defaultdict(set)
-        self.rooms: dict[str, set[str]] = defaultdict(set)
+        self.process_id = new_id()  # names this process in shared Redis state (presence)
+        self.sessions: dict[str, LiveSession] = {}  # authenticated
+        self.pending: dict[str, LiveSession] = {}  # open, not (yet) authenticated
+        self.by_user: dict[str, dict[str, LiveSession]] = {}
+        self.rooms: dict[str, dict[str, LiveSession]] = {}
         self.agents: dict[str, str] = {}  # agent id → gateway session id
-        self.controls: dict[str, ControlHandler] = {}
+        self.counts: dict[str, int] = {CLIENT: 0, GATEWAY: 0}
+        self.controls: dict[str, ControlHandler] = {
+            "revoke_user": _revoke_user,
+            "room_removed": _room_removed,
+        }
+        self.fallback_counters = WindowCounters()
+        self.closing = False
         self.conversations: trio.Nursery | None = None
+        self._timers: dict[Hashable, trio.CancelScope] = {}
+        self._background: set[str] = set()
+        self._keepalive: dict[float, dict[str, KeepAlive]] = {}  # interval → sessions
         self.delivered = 0
 
     async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the conversations nursery until cancelled."""
-        async with trio.open_nursery() as nursery:
-            self.conversations = nursery
-            task_status.started(self)
-            await trio.sleep_forever()
+        """Own the nursery of conversations, timers and background tasks until cancelled."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self.conversations = nursery
+                task_status.started(self)
+                await trio.sleep_forever()
+        finally:
+            self.conversations = None  # stopping: timers and background tasks are not started
 
     # registry -------------------------------------------------------------------------------
+    def track(self, session: LiveSession) -> None:
+        """A socket opened; shutdown reaches it even before it authenticates (D14)."""
+        self.pending[session.id] = session
+        if self.closing:
+            session.close_soon(1001, "Server shutting down")
+
     def attach(self, session: LiveSession) -> None:
+        """The session authenticated as `session.user_id`."""
+        self.pending.pop(session.id, None)
         self.sessions[session.id] = session
-        self.by_user[session.user_id].add(session.id)
+        self.by_user.setdefault(session.user_id, {})[session.id] = session
+        self.counts[session.kind] += 1
 
     def detach(self, session: LiveSession) -> None:
-        self.sessions.pop(session.id, None)
-        self._discard(self.by_user, session.user_id, session.id)
+        """Forget the session (closed, or about to re-authenticate as someone else)."""
+        self.pending.pop(session.id, None)
+        if self.sessions.pop(session.id, None) is None:
+            return
+        self.counts[session.kind] -= 1
+        _discard(self.by_user, session.user_id, session.id)
         for room_id in session.rooms:
-            self._discard(self.rooms, room_id, session.id)
+            _discard(self.rooms, room_id, session.id)
         for agent_id in session.agents:
             if self.agents.get(agent_id) == session.id:
                 del self.agents[agent_id]
 
     def join(self, session: LiveSession, room_id: str) -> None:
         session.rooms.add(room_id)
-        self.rooms[room_id].add(session.id)
+        self.rooms.setdefault(room_id, {})[session.id] = session
 
     def leave(self, session: LiveSession, room_id: str) -> None:
         session.rooms.discard(room_id)
-        self._discard(self.rooms, room_id, session.id)
+        _discard(self.rooms, room_id, session.id)
 
     def bind_agent(self, session: LiveSession, agent_id: str) -> None:
         session.agents.add(agent_id)
         self.agents[agent_id] = session.id
 
-    @staticmethod
-    def _discard(index: dict[str, set[str]], key: str, session_id: str) -> None:
-        members = index.get(key)
-        if members is not None:
-            members.discard(session_id)
-            if not members:
-                del index[key]
-
     def count(self, kind: str) -> int:
-        return sum(1 for s in self.sessions.values() if s.kind == kind)
+        return self.counts.get(kind, 0)
 
     def user_sessions(self, user_id: str, kind: str | None = None) -> list[LiveSession]:
-        found = (self.sessions[sid] for sid in self.by_user.get(user_id, ()))
+        found = self.by_user.get(user_id, {}).values()
         return [s for s in found if kind is None or s.kind == kind]
+
+    def online_users(self) -> int:
+        """Users with a client socket on this process."""
+        return sum(
+            1 for found in self.by_user.values() if any(s.kind == CLIENT for s in found.values())
+        )
 
     # fan-out --------------------------------------------------------------------------------
     def deliver(self, event: Event) -> None:
+        """Queue the event's frame on each local recipient; never awaits."""
         if event.target is Target.CONTROL:
             self._control(event)
             return
+        recipients = self._recipients(event)
+        if not recipients:
+            return
         frame = text_frame(event.frame.encode())
-        for session in self._recipients(event):
-            if session.id != event.exclude:
-                session.send_nowait(frame, droppable=event.droppable)
-                self.delivered += 1
+        droppable, exclude = event.droppable, event.exclude
+        for session in recipients:
+            if session.id != exclude:
+                session.send_nowait(frame, droppable=droppable)
+        self.delivered += len(recipients)
 
     def _recipients(self, event: Event) -> list[LiveSession]:
         if event.target is Target.ROOM:
-            ids = self.rooms.get(event.target_id, ())
-        elif event.target is Target.USER:
-            ids = {s for s in self.by_user.get(event.target_id, ()) if self._is_client(s)}
-        elif event.target is Target.AGENT:
-            bound = self.agents.get(event.target_id)
-            ids = {bound} if bound else set()
-        else:
-            ids = {sid for sid, s in self.sessions.items() if s.kind == "client"}
-        return [self.sessions[sid] for sid in list(ids) if sid in self.sessions]
-
-    def _is_client(self, session_id: str) -> bool:
-        session = self.sessions.get(session_id)
-        return session is not None and session.kind == "client"
+            return list(self.rooms.get(event.target_id, {}).values())
+        if event.target is Target.USER:
+            return self.user_sessions(event.target_id, CLIENT)
+        if event.target is Target.AGENT:
+            bound = self.sessions.get(self.agents.get(event.target_id, ""))
+            return [bound] if bound is not None else []
+        return [s for s in self.sessions.values() if s.kind == CLIENT]
 
     def _control(self, event: Event) -> None:
         action = (event.control or {}).get("action", "")
@@ -132,7 +189,93 @@ class Hub:
         handler(self, event)
 
     def close_all(self, code: int, reason: str, *, client_error: dict[str, str] | None) -> None:
-        """Shutdown (D14): clients get the error frame first; everyone gets `code`."""
-        for session in list(self.sessions.values()):
-            error = client_error if session.kind == "client" else None
-            session.close_soon(code, reason, error=error)
+        """Shutdown (D14): authenticated clients get the error frame first; all get `code`."""
+        self.closing = True
+        for session in [*self.sessions.values(), *self.pending.values()]:
+            authenticated = session.kind == CLIENT and session.user_id
+            session.close_soon(code, reason, error=client_error if authenticated else None)
+
+    # timers and background tasks --------------------------------------------------------------
+    def start_timer(
+        self, key: Hashable, delay_s: float, fn: Callable[..., Awaitable[Any]], *args: Any
+    ) -> None:
+        """Run `fn(*args)` after `delay_s` unless `cancel_timer(key)` comes first."""
+        self.cancel_timer(key)
+        if self.conversations is None:
+            return
+        scope = trio.CancelScope()
+        self._timers[key] = scope
+        self.conversations.start_soon(self._fire, key, scope, delay_s, fn, *args)
+
+    def cancel_timer(self, key: Hashable) -> bool:
+        """Cancel a pending timer; True if there was one."""
+        scope = self._timers.pop(key, None)
+        if scope is None:
+            return False
+        scope.cancel()
+        return True
+
+    async def _fire(
+        self, key: Hashable, scope: trio.CancelScope, delay_s: float,
+        fn: Callable[..., Awaitable[Any]], *args: Any,
+    ) -> None:  # fmt: skip
+        """Error policy: the callee logs its own failures; anything else is logged here."""
+        with scope:
+            await trio.sleep(delay_s)
+            if self._timers.get(key) is scope:
+                del self._timers[key]
+            try:
+                await fn(*args)
+            except Exception:
+                log.exception("Timer %r failed", key)
+
+    def keepalive_add(self, session: KeepAlive, interval_s: float) -> None:
+        """Ping the session every `interval_s` from one shared ticker (a task per interval value,
+        not per socket: an idle socket then costs no timer)."""
+        members = self._keepalive.setdefault(interval_s, {})
+        members[session.id] = session
+        self.ensure_background(f"keepalive-{interval_s}", _keepalive_loop, interval_s, members)
+
+    def keepalive_remove(self, session: KeepAlive) -> None:
+        for members in self._keepalive.values():
+            members.pop(session.id, None)
+
+    def ensure_background(self, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Start a process-wide task once (for instance the presence heartbeat)."""
+        if name in self._background or self.conversations is None:
+            return
+        self._background.add(name)
+        self.conversations.start_soon(fn, *args)
+
+
+async def _keepalive_loop(interval_s: float, members: dict[str, KeepAlive]) -> None:
+    """Error policy: keepalive_tick is sync and never raises; nothing to catch."""
+    while True:
+        await trio.sleep(interval_s)
+        for session in list(members.values()):
+            session.keepalive_tick()
+
+
+def _discard(index: dict[str, dict[str, LiveSession]], key: str, session_id: str) -> None:
+    members = index.get(key)
+    if members is not None:
+        members.pop(session_id, None)
+        if not members:
+            del index[key]
+
+
+def _revoke_user(hub: Hub, event: Event) -> None:
+    """D7: the user's clients get SESSION_REVOKED then 1008; their gateways just 1008."""
+    error = {"code": ErrorCode.SESSION_REVOKED.value, "message": "Session revoked"}
+    for session in hub.user_sessions(event.target_id):
+        session.close_soon(*REVOKED_CLOSE, error=error if session.kind == CLIENT else None)
+
+
+def _room_removed(hub: Hub, event: Event) -> None:
+    """realtime.md §7.5: every client socket of the user, joined or not, then unsubscribed."""
+    control = event.control or {}
+    room_id, text = str(control.get("roomId", "")), str(control.get("frame", ""))
+    frame = text_frame(text.encode())
+    for session in hub.user_sessions(event.target_id, CLIENT):
+        session.send_nowait(frame)
+        hub.leave(session, room_id)

@@ -33,6 +33,14 @@ class DbError(Exception):
         self.sqlstate = sqlstate
 
 
+def _logged(error: DbError) -> DbError:
+    """Log a failed statement under `DB` at error level; constraint violations (SQLSTATE class
+    23) are answers the callers turn into 4xx, not database errors."""
+    if not (error.sqlstate or "").startswith("23"):
+        log.error("Query failed: %s", error, extra={"sqlstate": error.sqlstate})
+    return error
+
+
 class Conn(Protocol):
     """What store functions need: a connection or a transaction."""
 
@@ -53,9 +61,9 @@ class _Wrapped:
         try:
             return await getattr(self._target, method)(*args)
         except asyncpg.PostgresError as exc:
-            raise DbError(getattr(exc, "sqlstate", None), str(exc)) from exc
+            raise _logged(DbError(getattr(exc, "sqlstate", None), str(exc))) from exc
         except (OSError, asyncpg.InterfaceError) as exc:
-            raise DbError(None, str(exc)) from exc
+            raise _logged(DbError(None, str(exc))) from exc
 
     async def fetch(self, query: str, *args: Any) -> list[Row]:
         return await self._call("fetch", query, *args)  # type: ignore[no-any-return]
@@ -93,7 +101,7 @@ class Database(_Wrapped):
             async with self._pool.acquire() as conn, conn.transaction():
                 yield _Wrapped(conn)
         except asyncpg.PostgresError as exc:
-            raise DbError(getattr(exc, "sqlstate", None), str(exc)) from exc
+            raise _logged(DbError(getattr(exc, "sqlstate", None), str(exc))) from exc
 
 
 def describe_target(url: str) -> str:
@@ -101,8 +109,15 @@ def describe_target(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}"
 
 
+async def _no_reset(conn: Any) -> None:
+    """We keep no session state on pooled connections: skip asyncpg's RESET round trip on every
+    release (about 9% of the hub's CPU on the message path)."""
+
+
 async def _create_pool(url: str, pool_size: int) -> Any:
-    pool = triopg.create_pool(url, min_size=1, max_size=pool_size, command_timeout=30)
+    pool = triopg.create_pool(
+        url, min_size=1, max_size=pool_size, command_timeout=30, reset=_no_reset
+    )
     with trio.fail_after(10):
         await pool.__aenter__()
     return pool

@@ -6,6 +6,7 @@ optional prefix that only tests set. Every Redis failure surfaces as KvUnavailab
 
 from __future__ import annotations
 
+import builtins
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -113,7 +114,7 @@ class Kv:
     async def sismember(self, name: str, member: str) -> bool:
         return bool(await self._call(self._client.sismember, self.key(name), member))
 
-    async def smembers(self, name: str) -> set[str]:
+    async def smembers(self, name: str) -> builtins.set[str]:
         members = await self._call(self._client.smembers, self.key(name))
         return {m.decode() if isinstance(m, bytes) else m for m in members}
 
@@ -156,3 +157,63 @@ async def open_redis(url: str, *, prefix: str = "") -> AsyncIterator[Kv]:
         with trio.move_on_after(2, shield=True):
             await aio(kv.client.aclose)
         log.info("Redis connection closed")
+
+
+# Presence across processes (DECISIONS D15): `presence:<userId>` is the set of hub processes
+# holding a client socket of the user; `presence:hub:<processId>` says a process is alive
+# (refreshed by its heartbeat), so members left by a crashed process are pruned.
+_PRESENCE_JOIN_LUA: Final = """
+local others = 0
+for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if pid ~= ARGV[1] then
+    if redis.call('EXISTS', ARGV[2] .. pid) == 1 then others = others + 1
+    else redis.call('SREM', KEYS[1], pid) end
+  end
+end
+if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then others = others + 1 end
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('SET', ARGV[2] .. ARGV[1], '1', 'EX', ARGV[4])
+return others
+"""
+_PRESENCE_LEAVE_LUA: Final = """
+redis.call('SREM', KEYS[1], ARGV[1])
+local count = 0
+for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if redis.call('EXISTS', ARGV[2] .. pid) == 1 then count = count + 1
+  else redis.call('SREM', KEYS[1], pid) end
+end
+return count
+"""
+PRESENCE_SET_TTL_S: Final = 86400  # a user's set outlives any one socket; renewed on each join
+PRESENCE_ALIVE_TTL_S: Final = 30  # a process missing three heartbeats is taken for dead
+
+
+class PresenceKv:
+    """The two presence steps, each one atomic script on `Kv`'s client."""
+
+    def __init__(self, kv: Kv) -> None:
+        self._kv = kv
+        self._join = kv.client.register_script(_PRESENCE_JOIN_LUA)
+        self._leave = kv.client.register_script(_PRESENCE_LEAVE_LUA)
+
+    def _alive_prefix(self) -> str:
+        return self._kv.key("presence:hub:")
+
+    async def join(self, user_id: str, process_id: str) -> int:
+        """Add this process to the user's set; returns how many live processes had it before."""
+        result = await self._kv._call(
+            self._join, keys=[self._kv.key(f"presence:{user_id}")],
+            args=[process_id, self._alive_prefix(), PRESENCE_SET_TTL_S, PRESENCE_ALIVE_TTL_S],
+        )  # fmt: skip
+        return int(result)
+
+    async def leave(self, user_id: str, process_id: str) -> int:
+        """Remove this process from the user's set; returns how many live processes remain."""
+        result = await self._kv._call(
+            self._leave, keys=[self._kv.key(f"presence:{user_id}")],
+            args=[process_id, self._alive_prefix()],
+        )  # fmt: skip
+        return int(result)
+
+    async def heartbeat(self, process_id: str) -> None:
+        await self._kv.set(f"presence:hub:{process_id}", "1", ex=PRESENCE_ALIVE_TTL_S)

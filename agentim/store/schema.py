@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from agentim.protocol.timefmt import iso_now
-from agentim.store.db import Database, StartupError
+from agentim.store.db import Database, DbError, StartupError
 
 log = logging.getLogger("DB")
 
@@ -63,7 +63,12 @@ async def apply_migrations(db: Database) -> list[str]:
     migrations = await trio.to_thread.run_sync(load_migrations, folder)
     applied: list[str] = []
     for migration in migrations:
-        if await _apply_one(db, migration):
+        try:
+            done = await _apply_one(db, migration)
+        except DbError as exc:
+            log.error("Migration %s_%s failed: %s", migration.version, migration.name, exc)
+            raise StartupError(f"Error: {exc}") from exc
+        if done:
             applied.append(migration.version)
             log.info("Applied migration %s_%s", migration.version, migration.name)
     return applied

@@ -1,25 +1,66 @@
-"""Entry for /ws/client and /ws/gateway upgrades handed over by the listener."""
+"""Entry for /ws/client and /ws/gateway upgrades handed over by the listener.
+
+The upgrade rate limit (30 per minute per IP, both endpoints, realtime.md §1.1) is checked
+before the handshake; a refused upgrade gets a plain 429.
+"""
 
 from __future__ import annotations
 
 import logging
+from typing import Final
 
 import trio
 
 from agentim.services import Services
+from agentim.settings import Settings
 from agentim.ws import transport
+from agentim.ws.client_session import ClientEndpoint
+from agentim.ws.gateway_session import GatewayEndpoint
 from agentim.ws.listener import RequestHead
+from agentim.ws.session import Endpoint, Session, SessionLimits
 
 log = logging.getLogger("Connections")
 
+CLIENT_PATH: Final = "/ws/client"
+TOO_MANY_UPGRADES: Final = (
+    b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
+    b"content-length: 48\r\nconnection: close\r\n\r\n"
+    b'{"ok":false,"error":"Too many upgrade attempts"}'
+)
+
+
+def client_ip(head: RequestHead, stream: trio.SocketStream, settings: Settings) -> str:
+    """As http/_request.client_ip: X-Forwarded-For (hops from the right) behind a proxy."""
+    if settings.trust_proxy:
+        forwarded = [p.strip() for p in head.headers.get("x-forwarded-for", "").split(",")]
+        forwarded = [p for p in forwarded if p]
+        if forwarded:
+            return forwarded[max(0, len(forwarded) - settings.trust_proxy_hops)]
+        return head.headers.get("x-real-ip", "").strip() or "unknown"
+    try:
+        return str(stream.socket.getpeername()[0])
+    except (OSError, AttributeError, IndexError):
+        return "unknown"
+
+
+def session_limits(settings: Settings) -> SessionLimits:
+    return SessionLimits(
+        auth_timeout_s=settings.ws_auth_timeout_s,
+        ping_interval_s=settings.ws_ping_interval_s,
+        outbox_frames=settings.ws_outbox_frames,
+    )
+
 
 async def handle_upgrade(services: Services, stream: trio.SocketStream, head: RequestHead) -> None:
-    """Complete the handshake, then run the session for the endpoint."""
-    limit = (
-        services.settings.max_client_frame_bytes
-        if head.path == "/ws/client"
-        else services.settings.max_gateway_frame_bytes
-    )
+    """Complete the handshake, then run the session for the endpoint.
+
+    Error policy: a session's unexpected error is logged and ends only that connection.
+    """
+    if not await _upgrade_allowed(services, stream, head):
+        return
+    is_client = head.path == CLIENT_PATH
+    settings = services.settings
+    limit = settings.max_client_frame_bytes if is_client else settings.max_gateway_frame_bytes
     try:
         conn = await transport.accept(stream, head.raw, max_message_bytes=limit)
     except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
@@ -27,9 +68,26 @@ async def handle_upgrade(services: Services, stream: trio.SocketStream, head: Re
     if conn is None:
         return
     try:
-        while True:
-            await conn.receive()  # sessions arrive with the real-time issue
-    except transport.ConnectionClosed:
-        pass
-    finally:
-        await conn.close(1000)
+        endpoint: Endpoint = ClientEndpoint(services) if is_client else GatewayEndpoint(services)
+        session = Session(conn, services.hub, kind="client" if is_client else "gateway",
+                          limits=session_limits(settings), metrics=services.metrics)  # fmt: skip
+        await session.run(endpoint)
+    except Exception:
+        log.exception("WebSocket session on %s failed", head.path)
+
+
+async def _upgrade_allowed(
+    services: Services, stream: trio.SocketStream, head: RequestHead
+) -> bool:
+    if not services.limiter.enabled:
+        return True
+    decision = await services.limiter.hit("ws_upgrade", client_ip(head, stream, services.settings))
+    if decision.allowed:
+        return True
+    with trio.move_on_after(transport.CLOSE_GRACE_S, shield=True):
+        try:
+            await stream.send_all(TOO_MANY_UPGRADES)
+        except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
+            pass
+        await stream.aclose()
+    return False

@@ -162,7 +162,9 @@ class Listener:
     config: Config = attrs.field(factory=hypercorn_config)
     finished: trio.Event = attrs.field(factory=trio.Event)
 
-    async def serve(self, shutdown: trio.Event, *, task_status: trio.TaskStatus[list[str]]) -> None:
+    async def serve(  # noqa: ASYNC128 (_accept_until calls started)
+        self, shutdown: trio.Event, *, task_status: trio.TaskStatus[list[str]]
+    ) -> None:
         wrapped = wrap_app(self.app, self.config.wsgi_max_body_size, None)
         state: dict[str, Any] = {}
         lifespan = Lifespan(wrapped, self.config, state)

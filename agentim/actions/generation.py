@@ -1,0 +1,20 @@
+"""Stop generation (realtime.md §5.6): any room member may stop any agent of the room."""
+
+from __future__ import annotations
+
+from agentim.protocol.events import Target, frame_event
+from agentim.services import Services
+from agentim.store.membership import has_member_row
+
+
+async def stop_generation(services: Services, *, room_id: str, agent_id: str) -> bool:
+    """Send `server:stop_agent` to the agent's gateway if the agent is in the room.
+
+    Returns:
+        Whether the stop was sent (failures are silent on the wire).
+    """
+    if not await has_member_row(services.db, room_id, agent_id):
+        return False
+    message = {"type": "server:stop_agent", "agentId": agent_id}
+    await services.events.publish(frame_event(Target.AGENT, agent_id, message))
+    return True

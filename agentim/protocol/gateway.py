@@ -1,0 +1,482 @@
+"""gateway:* messages in (realtime.md §2.4, D17) and the server:* frames of the agent flows.
+
+`decode_gateway` plays the reference's zod union: unknown keys are dropped, and a frame that
+matches no schema gives `Invalid` with zod's first issue text, which the session logs.
+Lengths are JavaScript's (UTF-16 code units). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import attrs
+
+from agentim.protocol.textrules import utf16_len
+
+MAX_TOKEN_CHARS: Final = 2000
+MAX_CHUNK_CHARS: Final = 1_000_000  # ParsedChunk.content (realtime.md §2.1)
+MAX_FULL_CONTENT_CHARS: Final = 10_000_000  # message_complete.fullContent
+MAX_CHUNKS: Final = 10_000  # message_complete.chunks
+MAX_CONVERSATION_ID_CHARS: Final = 100
+MAX_TERMINAL_CHARS: Final = 1_000_000
+MAX_TOOL_NAME_CHARS: Final = 200  # D17 leaves it open; a tool name is short
+DEFAULT_PERMISSION_TIMEOUT_MS: Final = 5 * 60 * 1000  # D17
+MAX_PERMISSION_TIMEOUT_MS: Final = 60 * 60 * 1000  # a request nobody may answer for an hour is moot
+AGENT_TYPES: Final = ("claude-code", "codex", "gemini", "cursor", "generic")
+AGENT_STATUSES: Final = ("online", "offline", "busy", "error")
+CHUNK_TYPES: Final = ("text", "thinking", "tool_use", "tool_result", "error")
+TASK_STATUSES: Final = ("pending", "in_progress", "completed", "failed", "cancelled")
+
+Chunk = dict[str, Any]  # ParsedChunk: {type, content, metadata?}
+
+
+@attrs.frozen
+class DeviceInfo:
+    hostname: str
+    platform: str
+    arch: str
+    node_version: str
+
+
+@attrs.frozen
+class GatewayAuth:
+    token: str
+    gateway_id: str
+    device_info: DeviceInfo
+
+
+@attrs.frozen
+class AgentInfo:
+    id: str
+    name: str
+    type: str
+    working_directory: str | None
+    capabilities: list[str] | None
+
+
+@attrs.frozen
+class GatewayRegisterAgent:
+    agent: AgentInfo
+
+
+@attrs.frozen
+class GatewayUnregisterAgent:
+    agent_id: str
+
+
+@attrs.frozen
+class GatewayMessageChunk:
+    room_id: str
+    agent_id: str
+    message_id: str
+    chunk: Chunk
+
+
+@attrs.frozen
+class GatewayMessageComplete:
+    room_id: str
+    agent_id: str
+    message_id: str
+    full_content: str
+    chunks: list[Chunk] | None
+    conversation_id: str | None
+    depth: int | None
+
+
+@attrs.frozen
+class GatewayAgentStatus:
+    agent_id: str
+    status: str
+
+
+@attrs.frozen
+class GatewayTerminalData:
+    agent_id: str
+    data: str
+
+
+@attrs.frozen
+class GatewayTaskUpdate:
+    task_id: str
+    status: str
+    result: str | None
+
+
+@attrs.frozen
+class GatewayPing:
+    ts: int | float
+
+
+@attrs.frozen
+class GatewayPermissionRequest:
+    request_id: str
+    agent_id: str
+    room_id: str
+    tool_name: str
+    tool_input: Any
+    timeout_ms: int
+
+
+GatewayMessage = (
+    GatewayAuth | GatewayRegisterAgent | GatewayUnregisterAgent | GatewayMessageChunk
+    | GatewayMessageComplete | GatewayAgentStatus | GatewayTerminalData | GatewayTaskUpdate
+    | GatewayPing | GatewayPermissionRequest
+)  # fmt: skip
+
+
+@attrs.frozen
+class Invalid:
+    """The frame matches no gateway:* schema; `issue` is zod's first message."""
+
+    issue: str
+
+
+class _Issue(Exception):
+    pass
+
+
+def _type_name(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _string(obj: dict[str, Any], key: str, *, min_len: int = 0, max_len: int | None = None) -> str:
+    value = obj.get(key)
+    if key not in obj:
+        raise _Issue("Required")
+    if not isinstance(value, str):
+        raise _Issue(f"Expected string, received {_type_name(value)}")
+    if min_len and utf16_len(value) < min_len:
+        raise _Issue(f"String must contain at least {min_len} character(s)")
+    if max_len is not None and len(value) > max_len // 2 and utf16_len(value) > max_len:
+        raise _Issue(f"String must contain at most {max_len} character(s)")
+    return value
+
+
+def _optional_string(obj: dict[str, Any], key: str, *, max_len: int | None = None) -> str | None:
+    return None if key not in obj else _string(obj, key, max_len=max_len)
+
+
+def _enum(obj: dict[str, Any], key: str, values: tuple[str, ...]) -> str:
+    if key not in obj:
+        raise _Issue("Required")
+    value = obj[key]
+    if value not in values:
+        expected = " | ".join(f"'{v}'" for v in values)
+        raise _Issue(f"Invalid enum value. Expected {expected}, received '{value}'")
+    return str(value)
+
+
+def _object(obj: dict[str, Any], key: str) -> dict[str, Any]:
+    value = obj.get(key)
+    if key not in obj:
+        raise _Issue("Required")
+    if not isinstance(value, dict):
+        raise _Issue(f"Expected object, received {_type_name(value)}")
+    return value
+
+
+def _number(obj: dict[str, Any], key: str) -> int | float:
+    value = obj.get(key)
+    if key not in obj:
+        raise _Issue("Required")
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Issue(f"Expected number, received {_type_name(value)}")
+    return value
+
+
+def _string_list(obj: dict[str, Any], key: str) -> list[str] | None:
+    if key not in obj:
+        return None
+    value = obj[key]
+    if not isinstance(value, list):
+        raise _Issue(f"Expected array, received {_type_name(value)}")
+    for item in value:
+        if not isinstance(item, str):
+            raise _Issue(f"Expected string, received {_type_name(item)}")
+    return value
+
+
+def parse_chunk(value: Any) -> Chunk:
+    """A ParsedChunk with unknown keys dropped (realtime.md §2.1)."""
+    if not isinstance(value, dict):
+        raise _Issue(f"Expected object, received {_type_name(value)}")
+    chunk: Chunk = {
+        "type": _enum(value, "type", CHUNK_TYPES),
+        "content": _string(value, "content", max_len=MAX_CHUNK_CHARS),
+    }
+    if "metadata" in value:
+        chunk["metadata"] = _object(value, "metadata")
+    return chunk
+
+
+def _auth(obj: dict[str, Any]) -> GatewayAuth:
+    token = _string(obj, "token", min_len=1, max_len=MAX_TOKEN_CHARS)
+    gateway_id = _string(obj, "gatewayId", min_len=1)
+    info = _object(obj, "deviceInfo")
+    device = DeviceInfo(*(_string(info, k) for k in ("hostname", "platform", "arch",
+                                                     "nodeVersion")))  # fmt: skip
+    return GatewayAuth(token, gateway_id, device)
+
+
+def _register(obj: dict[str, Any]) -> GatewayRegisterAgent:
+    agent = _object(obj, "agent")
+    return GatewayRegisterAgent(
+        AgentInfo(
+            id=_string(agent, "id", min_len=1),
+            name=_string(agent, "name", min_len=1),
+            type=_enum(agent, "type", AGENT_TYPES),
+            working_directory=_optional_string(agent, "workingDirectory"),
+            capabilities=_string_list(agent, "capabilities"),
+        )
+    )
+
+
+def _unregister(obj: dict[str, Any]) -> GatewayUnregisterAgent:
+    return GatewayUnregisterAgent(_string(obj, "agentId", min_len=1))
+
+
+def _stream_ids(obj: dict[str, Any]) -> tuple[str, str, str]:
+    return (
+        _string(obj, "roomId", min_len=1),
+        _string(obj, "agentId", min_len=1),
+        _string(obj, "messageId", min_len=1),
+    )
+
+
+def _chunk(obj: dict[str, Any]) -> GatewayMessageChunk:
+    ids = _stream_ids(obj)
+    if "chunk" not in obj:
+        raise _Issue("Required")
+    return GatewayMessageChunk(*ids, parse_chunk(obj["chunk"]))
+
+
+def _chunks(obj: dict[str, Any]) -> list[Chunk] | None:
+    if "chunks" not in obj:
+        return None
+    value = obj["chunks"]
+    if not isinstance(value, list):
+        raise _Issue(f"Expected array, received {_type_name(value)}")
+    if len(value) > MAX_CHUNKS:
+        raise _Issue(f"Array must contain at most {MAX_CHUNKS} element(s)")
+    return [parse_chunk(item) for item in value]
+
+
+def _depth(obj: dict[str, Any]) -> int | None:
+    if "depth" not in obj:
+        return None
+    value = _number(obj, "depth")
+    if isinstance(value, float) and not value.is_integer():
+        raise _Issue("Expected integer, received float")
+    if value < 0:
+        raise _Issue("Number must be greater than or equal to 0")
+    return int(value)
+
+
+def _complete(obj: dict[str, Any]) -> GatewayMessageComplete:
+    ids = _stream_ids(obj)
+    return GatewayMessageComplete(
+        *ids,
+        full_content=_string(obj, "fullContent", max_len=MAX_FULL_CONTENT_CHARS),
+        chunks=_chunks(obj),
+        conversation_id=_optional_string(obj, "conversationId", max_len=MAX_CONVERSATION_ID_CHARS),
+        depth=_depth(obj),
+    )
+
+
+def _status(obj: dict[str, Any]) -> GatewayAgentStatus:
+    return GatewayAgentStatus(
+        _string(obj, "agentId", min_len=1), _enum(obj, "status", AGENT_STATUSES)
+    )
+
+
+def _terminal(obj: dict[str, Any]) -> GatewayTerminalData:
+    return GatewayTerminalData(
+        _string(obj, "agentId", min_len=1), _string(obj, "data", max_len=MAX_TERMINAL_CHARS)
+    )
+
+
+def _task(obj: dict[str, Any]) -> GatewayTaskUpdate:
+    return GatewayTaskUpdate(
+        _string(obj, "taskId", min_len=1),
+        _enum(obj, "status", TASK_STATUSES),
+        _optional_string(obj, "result"),
+    )
+
+
+def _ping(obj: dict[str, Any]) -> GatewayPing:
+    return GatewayPing(_number(obj, "ts"))
+
+
+def _timeout_ms(obj: dict[str, Any]) -> int:
+    """D17's `timeoutMs`: absent → 5 minutes; clamped to (0, an hour]."""
+    if obj.get("timeoutMs") is None:
+        return DEFAULT_PERMISSION_TIMEOUT_MS
+    value = _number(obj, "timeoutMs")
+    if value <= 0:
+        raise _Issue("Number must be greater than 0")
+    return int(min(value, MAX_PERMISSION_TIMEOUT_MS))
+
+
+def _permission(obj: dict[str, Any]) -> GatewayPermissionRequest:
+    return GatewayPermissionRequest(
+        request_id=_string(obj, "requestId", min_len=1, max_len=MAX_CONVERSATION_ID_CHARS),
+        agent_id=_string(obj, "agentId", min_len=1),
+        room_id=_string(obj, "roomId", min_len=1),
+        tool_name=_string(obj, "toolName", min_len=1, max_len=MAX_TOOL_NAME_CHARS),
+        tool_input=obj.get("toolInput"),
+        timeout_ms=_timeout_ms(obj),
+    )
+
+
+_DECODERS: Final[dict[str, Callable[[dict[str, Any]], GatewayMessage]]] = {
+    "gateway:auth": _auth,
+    "gateway:register_agent": _register,
+    "gateway:unregister_agent": _unregister,
+    "gateway:message_chunk": _chunk,
+    "gateway:message_complete": _complete,
+    "gateway:agent_status": _status,
+    "gateway:terminal_data": _terminal,
+    "gateway:task_update": _task,
+    "gateway:ping": _ping,
+    "gateway:permission_request": _permission,
+}
+_DISCRIMINATOR: Final = "Invalid discriminator value. Expected " + " | ".join(
+    f"'{kind}'" for kind in _DECODERS
+)
+
+
+def decode_gateway(obj: dict[str, Any]) -> GatewayMessage | Invalid:
+    """The typed message for a parsed frame, or Invalid with zod's first issue text."""
+    kind = obj.get("type")
+    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+    if decoder is None:
+        return Invalid(_DISCRIMINATOR)
+    try:
+        return decoder(obj)
+    except _Issue as issue:
+        return Invalid(str(issue))
+
+
+def message_type(message: GatewayMessage) -> str:
+    """The wire type of a decoded message (for logs)."""
+    return _TYPES[type(message)]
+
+
+_TYPES: Final[dict[type[Any], str]] = {
+    GatewayAuth: "gateway:auth",
+    GatewayRegisterAgent: "gateway:register_agent",
+    GatewayUnregisterAgent: "gateway:unregister_agent",
+    GatewayMessageChunk: "gateway:message_chunk",
+    GatewayMessageComplete: "gateway:message_complete",
+    GatewayAgentStatus: "gateway:agent_status",
+    GatewayTerminalData: "gateway:terminal_data",
+    GatewayTaskUpdate: "gateway:task_update",
+    GatewayPing: "gateway:ping",
+    GatewayPermissionRequest: "gateway:permission_request",
+}
+
+
+# server:* frames to a gateway (realtime.md §2.5, D17) ----------------------------------------
+
+
+def gateway_auth_result(error: str | None = None) -> dict[str, Any]:
+    if error is None:
+        return {"type": "server:gateway_auth_result", "ok": True}
+    return {"type": "server:gateway_auth_result", "ok": False, "error": error}
+
+
+def send_to_agent(
+    *, agent_id: str, room_id: str, message_id: str, content: str, sender_name: str,
+    sender_type: str, routing_mode: str, conversation_id: str, depth: int,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "type": "server:send_to_agent", "agentId": agent_id, "roomId": room_id,
+        "messageId": message_id, "content": content, "senderName": sender_name,
+        "senderType": sender_type, "routingMode": routing_mode,
+        "conversationId": conversation_id, "depth": depth,
+    }  # fmt: skip
+
+
+def remove_agent(agent_id: str) -> dict[str, Any]:
+    return {"type": "server:remove_agent", "agentId": agent_id}
+
+
+def stop_agent(agent_id: str) -> dict[str, Any]:
+    return {"type": "server:stop_agent", "agentId": agent_id}
+
+
+def permission_response(request_id: str, agent_id: str, decision: str) -> dict[str, Any]:
+    return {"type": "server:permission_response", "requestId": request_id, "agentId": agent_id,
+            "decision": decision}  # fmt: skip
+
+
+def gateway_error(code: str, message: str) -> dict[str, Any]:
+    """The off-protocol `server:error` to a gateway (realtime.md §2.5)."""
+    return {"type": "server:error", "code": code, "message": message}
+
+
+# server:* frames to clients from the agent flows (realtime.md §2.3, D17) ---------------------
+
+
+def agent_summary(row: Any) -> dict[str, Any]:
+    """AgentSummary `{id, name, type, status}` (realtime.md §2.1)."""
+    return {"id": row["id"], "name": row["name"], "type": row["type"], "status": row["status"]}
+
+
+def agent_status(row: Any) -> dict[str, Any]:
+    return {"type": "server:agent_status", "agent": agent_summary(row)}
+
+
+def message_chunk(
+    *, room_id: str, agent_id: str, agent_name: str, message_id: str, chunk: Chunk
+) -> dict[str, Any]:
+    return {"type": "server:message_chunk", "roomId": room_id, "agentId": agent_id,
+            "agentName": agent_name, "messageId": message_id, "chunk": chunk}  # fmt: skip
+
+
+def agent_message(
+    *, message_id: str, room_id: str, agent_id: str, agent_name: str, content: str,
+    chunks: list[Chunk] | None, created_at: str,
+) -> dict[str, Any]:  # fmt: skip
+    """`server:message_complete`'s message (realtime.md §2.3); `chunks` only when given."""
+    message: dict[str, Any] = {
+        "id": message_id, "roomId": room_id, "senderId": agent_id, "senderType": "agent",
+        "senderName": agent_name, "type": "agent_response", "content": content, "mentions": [],
+    }  # fmt: skip
+    if chunks is not None:
+        message["chunks"] = chunks
+    message["createdAt"] = created_at
+    return message
+
+
+def message_complete(message: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "server:message_complete", "message": message}
+
+
+def terminal_data(*, agent_id: str, agent_name: str, room_id: str, data: str) -> dict[str, Any]:
+    return {"type": "server:terminal_data", "agentId": agent_id, "agentName": agent_name,
+            "roomId": room_id, "data": data}  # fmt: skip
+
+
+def permission_request(
+    *, request_id: str, agent_id: str, agent_name: str, room_id: str, tool_name: str,
+    tool_input: Any, expires_at: str,
+) -> dict[str, Any]:  # fmt: skip
+    return {
+        "type": "server:permission_request", "requestId": request_id, "agentId": agent_id,
+        "agentName": agent_name, "roomId": room_id, "toolName": tool_name,
+        "toolInput": tool_input, "expiresAt": expires_at,
+    }  # fmt: skip
+
+
+def permission_request_expired(request_id: str) -> dict[str, Any]:
+    return {"type": "server:permission_request_expired", "requestId": request_id}

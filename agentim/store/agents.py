@@ -1,0 +1,232 @@
+"""SQL for agents, their room memberships, agent replies and deleted-agent tombstones.
+
+api.md §9, §14.4; realtime.md §4-§5; D13 (`deleted_agents` outlives restarts and processes).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Final
+
+from agentim.store.db import Conn, Row
+
+# The agent row plus its gateway's owner and device info (api.md §9 enriched agent).
+_ENRICHED: Final = (
+    "SELECT a.*, g.id AS gw_id, g.user_id AS owner_id, g.hostname, g.platform, g.arch, "
+    "g.node_version FROM agents a LEFT JOIN gateways g ON g.id = a.gateway_id"
+)
+_SUMMARY: Final = "id, name, type, status"
+
+
+async def get_agent(conn: Conn, agent_id: str) -> Row | None:
+    """The enriched agent row (with `owner_id`), or None."""
+    return await conn.fetchrow(f"{_ENRICHED} WHERE a.id = $1", agent_id)
+
+
+async def list_user_agents(conn: Conn, user_id: str, *, limit: int, offset: int) -> list[Row]:
+    """Agents on any of the user's gateways (GET /api/agents)."""
+    return await conn.fetch(
+        f"{_ENRICHED} WHERE g.user_id = $1 ORDER BY a.created_at, a.id LIMIT $2 OFFSET $3",
+        user_id, limit, offset,
+    )  # fmt: skip
+
+
+async def list_shared_agents(conn: Conn, user_id: str, *, limit: int, offset: int) -> list[Row]:
+    """Shared agents of other users, with the owner's display name (`owner_name`)."""
+    return await conn.fetch(
+        "SELECT e.*, u.display_name AS owner_name FROM "
+        f"({_ENRICHED} WHERE a.visibility = 'shared' AND g.user_id <> $1) e "
+        "LEFT JOIN users u ON u.id = e.owner_id ORDER BY e.created_at, e.id LIMIT $2 OFFSET $3",
+        user_id, limit, offset,
+    )  # fmt: skip
+
+
+async def update_visibility(conn: Conn, agent_id: str, visibility: str | None, now: str) -> None:
+    """Set `visibility` when given, and `updated_at` always (api.md §9.5)."""
+    await conn.execute(
+        "UPDATE agents SET visibility = COALESCE($2, visibility), updated_at = $3 WHERE id = $1",
+        agent_id, visibility, now,
+    )  # fmt: skip
+
+
+async def delete_agent(tx: Conn, agent_id: str, *, user_id: str, now: str) -> list[str]:
+    """Delete the agent and its room memberships; leave a tombstone (D13).
+
+    Returns:
+        The ids of the rooms it was a member of.
+    """
+    rows = await tx.fetch(
+        "DELETE FROM room_members WHERE member_id = $1 AND member_type = 'agent' "
+        "RETURNING room_id",
+        agent_id,
+    )  # fmt: skip
+    await tx.execute("DELETE FROM agents WHERE id = $1", agent_id)
+    await tx.execute(
+        "INSERT INTO deleted_agents (agent_id, user_id, deleted_at) VALUES ($1, $2, $3) "
+        "ON CONFLICT (agent_id) DO UPDATE SET user_id = $2, deleted_at = $3",
+        agent_id, user_id, now,
+    )  # fmt: skip
+    return list(dict.fromkeys(row["room_id"] for row in rows))
+
+
+async def is_deleted(conn: Conn, agent_id: str) -> bool:
+    """A tombstone exists for this agent id."""
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM deleted_agents WHERE agent_id = $1)", agent_id
+    )
+    return bool(found)
+
+
+async def get_owner(conn: Conn, agent_id: str) -> str | None:
+    """The user id owning the agent's gateway; None when there is no such agent."""
+    owner = await conn.fetchval(
+        "SELECT g.user_id FROM agents a JOIN gateways g ON g.id = a.gateway_id WHERE a.id = $1",
+        agent_id,
+    )  # fmt: skip
+    return str(owner) if owner is not None else None
+
+
+async def offline_same_name(tx: Conn, *, gateway_id: str, name: str, agent_id: str) -> None:
+    """Orphan cleanup (realtime.md §5.1 step 3): older agents of this name on the gateway."""
+    await tx.execute(
+        "UPDATE agents SET status = 'offline' WHERE gateway_id = $1 AND name = $2 "
+        "AND status = 'online' AND id <> $3",
+        gateway_id, name, agent_id,
+    )  # fmt: skip
+
+
+async def upsert_agent(
+    tx: Conn, *, agent_id: str, name: str, agent_type: str, gateway_id: str,
+    working_directory: str | None, capabilities: Sequence[str] | None, now: str,
+) -> Row:  # fmt: skip
+    """Insert or update the agent as online (realtime.md §5.1 step 4).
+
+    An existing row keeps its `gateway_id` and `visibility`.
+    """
+    caps = json.dumps(list(capabilities)) if capabilities is not None else None
+    row = await tx.fetchrow(
+        "INSERT INTO agents (id, name, type, status, gateway_id, working_directory, "
+        "capabilities, connection_type, last_seen_at, created_at, updated_at) "
+        "VALUES ($1, $2, $3, 'online', $4, $5, $6, 'cli', $7, $7, $7) "
+        "ON CONFLICT (id) DO UPDATE SET name = $2, type = $3, status = 'online', "
+        "working_directory = $5, capabilities = $6, connection_type = 'cli', "
+        f"last_seen_at = $7, updated_at = $7 RETURNING {_SUMMARY}",
+        agent_id, name, agent_type, gateway_id, working_directory, caps, now,
+    )  # fmt: skip
+    assert row is not None
+    return row
+
+
+async def set_status(
+    conn: Conn, agent_ids: Sequence[str], status: str, now: str, *, seen: bool
+) -> list[Row]:
+    """Set the agents' status (and `last_seen_at` when `seen`); returns their summaries."""
+    seen_sql = ", last_seen_at = $3" if seen else ""
+    return await conn.fetch(
+        f"UPDATE agents SET status = $2, updated_at = $3{seen_sql} WHERE id = ANY($1::text[]) "
+        f"RETURNING {_SUMMARY}",
+        list(agent_ids), status, now,
+    )  # fmt: skip
+
+
+async def list_agent_room_ids(conn: Conn, agent_id: str) -> list[str]:
+    """The rooms the agent is an agent member of, in table order."""
+    rows = await conn.fetch(
+        "SELECT room_id FROM room_members WHERE member_id = $1 AND member_type = 'agent'",
+        agent_id,
+    )  # fmt: skip
+    return [row["room_id"] for row in rows]
+
+
+async def list_agents_rooms(conn: Conn, agent_ids: Sequence[str]) -> list[Row]:
+    """(`member_id`, `room_id`) for every agent membership of the given agents."""
+    return await conn.fetch(
+        "SELECT member_id, room_id FROM room_members WHERE member_id = ANY($1::text[]) "
+        "AND member_type = 'agent'",
+        list(agent_ids),
+    )  # fmt: skip
+
+
+async def is_agent_member(conn: Conn, agent_id: str, room_id: str) -> bool:
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 AND member_id = $2 "
+        "AND member_type = 'agent')",
+        room_id, agent_id,
+    )  # fmt: skip
+    return bool(found)
+
+
+async def any_agent_member(conn: Conn, agent_ids: Sequence[str], room_id: str) -> bool:
+    """One of the agents is an agent member of the room (realtime.md §7.7 step 3)."""
+    found = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $1 "
+        "AND member_id = ANY($2::text[]) AND member_type = 'agent')",
+        room_id, list(agent_ids),
+    )  # fmt: skip
+    return bool(found)
+
+
+async def list_room_agents(conn: Conn, room_id: str) -> list[Row]:
+    """The room's agent members that have an agent row, in member-row order (for routing)."""
+    return await conn.fetch(
+        "WITH m AS (SELECT member_id, row_number() OVER () AS position FROM room_members "
+        "WHERE room_id = $1 AND member_type = 'agent') "
+        "SELECT a.id, a.name, a.status, a.type, a.connection_type FROM m "
+        "JOIN agents a ON a.id = m.member_id ORDER BY m.position",
+        room_id,
+    )  # fmt: skip
+
+
+async def get_name(conn: Conn, agent_id: str) -> str | None:
+    name = await conn.fetchval("SELECT name FROM agents WHERE id = $1", agent_id)
+    return str(name) if name is not None else None
+
+
+# realtime.md §4.2 steps 3, 7 and 9 in one round trip (the hot path of every reply): the room
+# membership check, the insert (skipped when the id is taken), and, when it inserted and
+# $8 asks for it, the agent set online; plus the agent's rooms for the status broadcast.
+_COMPLETE: Final = """
+WITH member AS (
+    SELECT EXISTS (SELECT 1 FROM room_members WHERE room_id = $2 AND member_id = $3
+                   AND member_type = 'agent') AS ok
+), ins AS (
+    INSERT INTO messages (id, room_id, sender_id, sender_type, sender_name, type, content,
+                          mentions, chunks, created_at)
+    SELECT $1, $2, $3, 'agent', $4, 'agent_response', $5, '[]', $6, $7 FROM member
+    WHERE member.ok
+    ON CONFLICT (id) DO NOTHING RETURNING id
+), st AS (
+    UPDATE agents SET status = 'online', last_seen_at = $7, updated_at = $7
+    WHERE id = $3 AND $8 AND EXISTS (SELECT 1 FROM ins) RETURNING id, name, type, status
+)
+SELECT (SELECT ok FROM member) AS member, (SELECT id FROM ins) AS inserted,
+       (SELECT name FROM st) AS name, (SELECT type FROM st) AS type,
+       (SELECT status FROM st) AS status,
+       ARRAY(SELECT room_id FROM room_members WHERE member_id = $3
+             AND member_type = 'agent') AS room_ids
+"""
+
+
+async def insert_agent_message(
+    conn: Conn, *, message_id: str, room_id: str, agent_id: str, agent_name: str, content: str,
+    chunks_json: str | None, now: str, set_online: bool,
+) -> Row:  # fmt: skip
+    """Insert an agent reply if the agent is a member of the room (realtime.md §4.2).
+
+    Returns:
+        `member` (the check passed), `inserted` (the id, or None when it was taken), and when
+        `set_online` and inserted the agent's summary (`name`, `type`, `status`); `room_ids`.
+    """
+    row = await conn.fetchrow(
+        _COMPLETE, message_id, room_id, agent_id, agent_name, content, chunks_json, now,
+        set_online,
+    )  # fmt: skip
+    assert row is not None  # the final SELECT always yields one row
+    return row
+
+
+async def list_not_offline(conn: Conn) -> list[str]:
+    """Agents whose status says a gateway holds them (D14's start-up check)."""
+    rows = await conn.fetch("SELECT id FROM agents WHERE status <> 'offline'")
+    return [row["id"] for row in rows]

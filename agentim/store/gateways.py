@@ -1,0 +1,160 @@
+"""Gateway rows (api.md §14.3) and the gateway side's shared Redis state.
+
+Redis keys (D12, D14, D17):
+- `agent:gw:<agentId>` → the hub process id holding the agent's gateway; `agent:hub:<processId>`
+  is the set of agents a process holds. A process is alive while `presence:hub:<processId>`
+  exists (its heartbeat), so bindings left by a crashed process read as offline.
+- `perm:<requestId>` → a pending permission request (JSON) with a TTL; `perm:room:<roomId>` is
+  the set of a room's pending request ids, re-sent to clients that join the room.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any, Final
+
+from agentim.store.db import Conn, Row
+from agentim.store.kv import Kv
+
+FOREIGN: Final = "foreign"
+BINDING_TTL_S: Final = 7 * 86400  # bindings are deleted on unbind; the TTL only bounds leaks
+PERMISSION_SLACK_S: Final = 60  # a request's key outlives its expiry, so the expiry finds it
+
+# ARGV: the key prefix, then agent ids; returns the ids bound to a live process.
+_LIVE_LUA: Final = """
+local live = {}
+for i = 2, #ARGV do
+  local pid = redis.call('GET', ARGV[1] .. 'agent:gw:' .. ARGV[i])
+  if pid and redis.call('EXISTS', ARGV[1] .. 'presence:hub:' .. pid) == 1 then
+    table.insert(live, ARGV[i])
+  end
+end
+return live
+"""
+# ARGV: the key prefix, the process id, then agent ids: drop the bindings still ours.
+_UNBIND_LUA: Final = """
+for i = 3, #ARGV do
+  local key = ARGV[1] .. 'agent:gw:' .. ARGV[i]
+  if redis.call('GET', key) == ARGV[2] then redis.call('DEL', key) end
+  redis.call('SREM', ARGV[1] .. 'agent:hub:' .. ARGV[2], ARGV[i])
+end
+return 1
+"""
+
+# ARGV: the key prefix, the process id: the agents of the process's set still bound to it.
+_OWNED_LUA: Final = """
+local owned = {}
+for _, id in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'agent:hub:' .. ARGV[2])) do
+  if redis.call('GET', ARGV[1] .. 'agent:gw:' .. id) == ARGV[2] then table.insert(owned, id) end
+end
+return owned
+"""
+
+
+async def upsert_gateway(
+    conn: Conn, *, gateway_id: str, user_id: str, hostname: str, platform: str, arch: str,
+    node_version: str, now: str,
+) -> str | None:  # fmt: skip
+    """Record a gateway authentication (realtime.md §1.2.3).
+
+    Returns:
+        None when recorded, FOREIGN when the id belongs to another user (row untouched).
+    """
+    owner = await conn.fetchval(
+        "INSERT INTO gateways (id, user_id, name, hostname, platform, arch, node_version, "
+        "connected_at, created_at) VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $7) "
+        "ON CONFLICT (id) DO UPDATE SET connected_at = $7, disconnected_at = NULL, "
+        "hostname = $3, platform = $4, arch = $5, node_version = $6 "
+        "WHERE gateways.user_id = $2 RETURNING user_id",
+        gateway_id, user_id, hostname, platform, arch, node_version, now,
+    )  # fmt: skip
+    return None if owner == user_id else FOREIGN
+
+
+async def mark_disconnected(conn: Conn, gateway_id: str, now: str) -> None:
+    await conn.execute("UPDATE gateways SET disconnected_at = $2 WHERE id = $1", gateway_id, now)
+
+
+async def list_user_gateways(conn: Conn, user_id: str) -> list[Row]:
+    return await conn.fetch(
+        "SELECT * FROM gateways WHERE user_id = $1 ORDER BY created_at, id", user_id
+    )
+
+
+class GatewayKv:
+    """Agent bindings and pending permission requests in Redis (see the module docstring).
+
+    Uses the store-internal `Kv._call`, so every failure is a KvUnavailable.
+    """
+
+    def __init__(self, kv: Kv) -> None:
+        self._kv = kv
+        self._live = kv.client.register_script(_LIVE_LUA)
+        self._unbind = kv.client.register_script(_UNBIND_LUA)
+        self._owned = kv.client.register_script(_OWNED_LUA)
+
+    async def bind(self, agent_id: str, process_id: str) -> None:
+        await self._kv.set(f"agent:gw:{agent_id}", process_id, ex=BINDING_TTL_S)
+        await self._kv.sadd_expire(f"agent:hub:{process_id}", agent_id, BINDING_TTL_S)
+
+    async def unbind(self, agent_ids: Sequence[str], process_id: str) -> None:
+        """Drop the bindings of these agents that still name this process."""
+        if agent_ids:
+            args = [self._kv.prefix, process_id, *agent_ids]
+            await self._kv._call(self._unbind, keys=[], args=args)
+
+    async def live_agents(self, agent_ids: Sequence[str]) -> set[str]:
+        """The agents among `agent_ids` whose gateway is on a live hub process."""
+        if not agent_ids:
+            return set()
+        found = await self._kv._call(self._live, keys=[], args=[self._kv.prefix, *agent_ids])
+        return {item.decode() if isinstance(item, bytes) else item for item in found}
+
+    async def process_agents(self, process_id: str) -> set[str]:
+        """The agents bound to this process (not since taken over by another one)."""
+        found = await self._kv._call(self._owned, keys=[], args=[self._kv.prefix, process_id])
+        return {item.decode() if isinstance(item, bytes) else item for item in found}
+
+    async def forget_process(self, process_id: str) -> None:
+        await self._kv.delete(f"agent:hub:{process_id}")
+
+    # permission requests ----------------------------------------------------------------------
+    async def put_permission(self, request: dict[str, Any], ttl_s: int) -> bool:
+        """Store a new request; False when its id is already pending."""
+        key = f"perm:{request['requestId']}"
+        if not await self._kv.set(key, json.dumps(request), ex=ttl_s + PERMISSION_SLACK_S, nx=True):
+            return False
+        room_key = f"perm:room:{request['roomId']}"
+        await self._kv.sadd_expire(room_key, request["requestId"], ttl_s + PERMISSION_SLACK_S)
+        return True
+
+    async def get_permission(self, request_id: str) -> dict[str, Any] | None:
+        text = await self._kv.get(f"perm:{request_id}")
+        return json.loads(text) if text else None
+
+    async def claim_permission(self, request_id: str) -> dict[str, Any] | None:
+        """Take the request (GETDEL): exactly one answer or expiry gets it."""
+        raw = await self._kv._call(self._kv.client.getdel, self._kv.key(f"perm:{request_id}"))
+        if raw is None:
+            return None
+        request: dict[str, Any] = json.loads(raw)
+        await self._forget_in_room(request["roomId"], [request_id])
+        return request
+
+    async def room_permissions(self, room_id: str) -> list[dict[str, Any]]:
+        """The room's pending requests, oldest expiry first; stale ids are pruned."""
+        ids: list[str] = sorted(await self._kv.smembers(f"perm:room:{room_id}"))
+        if not ids:
+            return []
+        keys = [self._kv.key(f"perm:{i}") for i in ids]
+        values = await self._kv._call(self._kv.client.mget, keys)
+        found = [json.loads(v) for v in values if v is not None]
+        stale = [i for i, v in zip(ids, values, strict=True) if v is None]
+        if stale:
+            await self._forget_in_room(room_id, stale)
+        return sorted(found, key=lambda r: r["expiresAt"])
+
+    async def _forget_in_room(self, room_id: str, request_ids: list[str]) -> None:
+        await self._kv._call(self._kv.client.srem, self._kv.key(f"perm:room:{room_id}"),
+                             *request_ids)  # fmt: skip

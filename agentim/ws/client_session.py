@@ -1,0 +1,274 @@
+"""/ws/client: the frame pipeline of realtime.md §1.3 and the client:* handlers of §2.2.
+
+Order per frame: size → JSON → depth/collection → schema → auth gate → rate limit → handler.
+Every rejection is a `server:error` on this socket only; the socket stays open except where the
+spec closes it (too many auth attempts, revocation, shutdown).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, Final
+
+from agentim.actions import generation, permissions, presence, typing
+from agentim.actions.messages import send_message
+from agentim.actions.routing import route_user_message
+from agentim.auth.revocation import revoked_cutoff
+from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
+from agentim.errors import AgentImError, ErrorCode
+from agentim.protocol import client as proto
+from agentim.protocol.codec import CLIENT_MAX_COLLECTION, CLIENT_MAX_DEPTH, FrameError, parse_frame
+from agentim.routing.hub import CLIENT
+from agentim.services import Services
+from agentim.store import users
+from agentim.store.kv import KvUnavailable
+from agentim.store.membership import room_access
+from agentim.ws.session import Incoming, Session
+from agentim.ws.transport import Binary, TooLarge
+
+log = logging.getLogger("ClientHandler")
+connections_log = logging.getLogger("Connections")
+
+MAX_AUTH_ATTEMPTS: Final = 5  # per socket, never reset (realtime.md §1.2)
+TOO_MANY_ATTEMPTS: Final = "Too many authentication attempts"
+MEMBERSHIP_CACHE_S: Final = 60  # rm:<userId>:<roomId> (realtime.md §7.4)
+_FRAME_ERRORS: Final = {
+    FrameError.INVALID_JSON: (ErrorCode.INVALID_JSON, None),
+    FrameError.TOO_DEEP: (ErrorCode.JSON_TOO_DEEP, proto.DEPTH_TEXT),
+    FrameError.TOO_MANY_ITEMS: (ErrorCode.JSON_TOO_DEEP, proto.COLLECTION_TEXT),
+    FrameError.NOT_AN_OBJECT: (ErrorCode.INVALID_MESSAGE, None),
+}
+_UNLIMITED: Final = (proto.ClientAuth, proto.ClientPing)  # no auth gate, no rate limit
+
+
+class ClientEndpoint:
+    """One /ws/client socket's protocol state; the session calls `handle` for each frame."""
+
+    __slots__ = ("auth_attempts", "services")
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+        self.auth_attempts = 0
+
+    async def handle(self, session: Session, raw: Incoming) -> None:
+        message = self._decode(session, raw)
+        if message is None:
+            return
+        if not isinstance(message, _UNLIMITED):
+            if not session.authenticated:
+                _error(session, ErrorCode.NOT_AUTHENTICATED)
+                return
+            if await self._rate_limited(session.user_id):
+                _error(session, ErrorCode.RATE_LIMITED)
+                return
+        try:
+            await HANDLERS[type(message)](self, session, message)
+        except AgentImError as exc:
+            code = exc.code or ErrorCode.INTERNAL_ERROR
+            _error(session, code, exc.message if exc.code else None)
+        except Exception as exc:
+            kind = _TYPES.get(type(message), "?")
+            log.error("Error handling client message %s: %s", kind, exc, exc_info=True)
+            _error(session, ErrorCode.INTERNAL_ERROR)
+
+    def _decode(self, session: Session, raw: Incoming) -> proto.ClientMessage | None:
+        """The typed message, or None after answering the frame's error."""
+        if isinstance(raw, TooLarge):
+            _error(session, ErrorCode.MESSAGE_TOO_LARGE)
+            return None
+        if isinstance(raw, Binary):
+            _error(session, ErrorCode.INVALID_JSON)  # the reference parses "[object ArrayBuffer]"
+            return None
+        parsed = parse_frame(raw, max_depth=CLIENT_MAX_DEPTH, max_collection=CLIENT_MAX_COLLECTION)
+        if isinstance(parsed, FrameError):
+            _error(session, *_FRAME_ERRORS[parsed])
+            return None
+        message = proto.decode_client(parsed, max_content=self.services.settings.max_message_length)
+        if message is None:
+            _error(session, ErrorCode.INVALID_MESSAGE)
+        return message
+
+    async def _rate_limited(self, user_id: str) -> bool:
+        """CLIENT_RATE_LIMIT_MAX frames per window per user, counted in Redis (all processes).
+
+        With Redis down, each process counts alone (D16 overrides the reference's fail-closed).
+        """
+        settings, key = self.services.settings, f"ws:rate:{user_id}"
+        fallback = self.services.hub.fallback_counters
+        try:
+            count, _ = await self.services.kv.incr_window(key, settings.client_rate_limit_window)
+            fallback.in_use = False
+        except KvUnavailable:
+            if not fallback.in_use:
+                log.warning("Redis unavailable for WS rate limiting, using per-process counters")
+                fallback.in_use = True
+            count = fallback.hit(key, settings.client_rate_limit_window)
+        return count > settings.client_rate_limit_max
+
+    async def on_close(self, session: Session) -> None:
+        """Typing stops in each joined room; presence goes offline after the grace period."""
+        if not session.authenticated:
+            return
+        self._maybe_offline(session.user_id, session.username)
+        if session.rooms:
+            await typing.socket_left(
+                self.services, session_id=session.id, user_id=session.user_id,
+                username=session.username, room_ids=sorted(session.rooms),
+            )  # fmt: skip
+
+    def _maybe_offline(self, user_id: str, username: str) -> None:
+        hub = self.services.hub
+        if not hub.user_sessions(user_id, CLIENT):
+            hub.start_timer(("presence", user_id), presence.OFFLINE_GRACE_S,
+                            presence.user_offline, self.services, user_id, username)  # fmt: skip
+
+    # client:auth ---------------------------------------------------------------------------
+    async def authenticate(self, session: Session, message: proto.ClientAuth) -> None:
+        """realtime.md §1.2.2: attempt counter → token → type → revocation → limits → success."""
+        self.auth_attempts += 1
+        if self.auth_attempts > MAX_AUTH_ATTEMPTS:
+            session.send_json(proto.auth_result(error=TOO_MANY_ATTEMPTS))
+            session.close_soon(1008, TOO_MANY_ATTEMPTS)
+            return
+        principal, problem = await self._check(session, message.token)
+        if problem is not None or principal is None:
+            session.send_json(proto.auth_result(error=problem))
+            return
+        previous = (session.user_id, session.username)
+        first_here = not self.services.hub.user_sessions(principal.user_id, CLIENT)
+        session.authenticate(principal.user_id, principal.username)
+        session.send_json(proto.auth_result(user_id=principal.user_id))
+        if previous[0] and previous[0] != principal.user_id:
+            self._maybe_offline(*previous)
+        if first_here and not self.services.hub.cancel_timer(("presence", principal.user_id)):
+            await presence.user_online(self.services, principal.user_id, principal.username)
+
+    async def _check(self, session: Session, token: str) -> tuple[Principal | None, str | None]:
+        try:
+            principal = self.services.tokens.verify(token)
+        except TokenInvalid:
+            return None, "Invalid token"
+        if principal.token_type != "access":
+            return None, "Invalid token type"
+        if is_revoked(principal, await revoked_cutoff(self.services.kv, principal.user_id)):
+            return None, "Token revoked"
+        if session.user_id == principal.user_id:
+            return principal, None  # same user again: limits unchanged (§1.2.4)
+        try:
+            row = await users.get_user(self.services.db, principal.user_id)
+        except Exception as exc:
+            log.warning("Client auth failed reading user %s: %s", principal.user_id, exc)
+            return None, "Invalid token"
+        return principal, self._limit_problem(session, principal.user_id, row)
+
+    def _limit_problem(self, session: Session, user_id: str, row: Any) -> str | None:
+        settings, hub = self.services.settings, self.services.hub
+        override = row["max_ws_connections"] if row is not None else None
+        per_user = override or settings.max_ws_connections_per_user
+        if len(hub.user_sessions(user_id, CLIENT)) >= per_user:
+            connections_log.warning("User %s exceeded max connections (%d)", user_id, per_user)
+            return "Too many connections"
+        if not session.authenticated and hub.count(CLIENT) >= settings.max_total_ws_connections:
+            connections_log.warning(
+                "Global connection limit reached (%d)", settings.max_total_ws_connections
+            )
+            return "Server at capacity"
+        return None
+
+    # the other client:* messages ----------------------------------------------------------
+    async def ping(self, session: Session, message: proto.ClientPing) -> None:
+        session.send_json(proto.pong(message.ts))
+
+    async def join_room(self, session: Session, message: proto.ClientJoinRoom) -> None:
+        access = await self._room_access(session.user_id, message.room_id)
+        if access is None:
+            _error(session, ErrorCode.ROOM_NOT_FOUND, "Room not found")
+        elif access == "none":
+            _error(session, ErrorCode.NOT_A_MEMBER, "You are not a member of this room")
+        else:
+            self.services.hub.join(session, message.room_id)  # silent success, idempotent
+            # D17: permission requests still pending in the room survive a reconnect.
+            for frame in await permissions.pending_permission_frames(
+                self.services, message.room_id
+            ):
+                session.send_json(frame)
+
+    async def _room_access(self, user_id: str, room_id: str) -> str | None:
+        """The rm:<userId>:<roomId> cache, else the database (a missing room is not cached)."""
+        kv, key = self.services.kv, f"rm:{user_id}:{room_id}"
+        try:
+            cached = await kv.get(key)
+        except KvUnavailable:
+            cached = None
+        if cached in ("member", "creator", "none"):
+            return cached
+        access = await room_access(self.services.db, user_id, room_id)
+        if access is not None:
+            try:
+                await kv.set(key, access, ex=MEMBERSHIP_CACHE_S)
+            except KvUnavailable:
+                pass
+        return access
+
+    async def leave_room(self, session: Session, message: proto.ClientLeaveRoom) -> None:
+        self.services.hub.leave(session, message.room_id)
+
+    async def send_message(self, session: Session, message: proto.ClientSendMessage) -> None:
+        stored = await send_message(
+            self.services, user_id=session.user_id, username=session.username,
+            room_id=message.room_id, content=message.content, reply_to_id=message.reply_to_id,
+            attachment_ids=message.attachment_ids,
+        )  # fmt: skip
+        await route_user_message(self.services, stored)  # enqueues a hop; never waits on an LLM
+
+    async def typing(self, session: Session, message: proto.ClientTyping) -> None:
+        if message.room_id in session.rooms:  # else silently ignored (§7.2)
+            await typing.user_typing(
+                self.services, session_id=session.id, user_id=session.user_id,
+                username=session.username, room_id=message.room_id,
+            )  # fmt: skip
+
+    async def stop_generation(self, session: Session, message: proto.ClientStopGeneration) -> None:
+        if message.room_id not in session.rooms:
+            return  # failures are silent (§5.6)
+        try:
+            await generation.stop_generation(
+                self.services, room_id=message.room_id, agent_id=message.agent_id
+            )
+        except Exception as exc:
+            log.debug("stop_generation for agent %s failed: %s", message.agent_id, exc)
+
+    async def permission_response(
+        self, session: Session, message: proto.ClientPermissionResponse
+    ) -> None:
+        await permissions.answer_permission(
+            self.services, session.user_id, message.request_id, message.decision
+        )
+
+
+def _error(session: Session, code: ErrorCode, message: str | None = None) -> None:
+    session.send_json(proto.server_error(code, message))
+
+
+Handler = Callable[[ClientEndpoint, Session, Any], Awaitable[None]]
+HANDLERS: Final[dict[type[Any], Handler]] = {
+    proto.ClientAuth: ClientEndpoint.authenticate,
+    proto.ClientPing: ClientEndpoint.ping,
+    proto.ClientJoinRoom: ClientEndpoint.join_room,
+    proto.ClientLeaveRoom: ClientEndpoint.leave_room,
+    proto.ClientSendMessage: ClientEndpoint.send_message,
+    proto.ClientTyping: ClientEndpoint.typing,
+    proto.ClientStopGeneration: ClientEndpoint.stop_generation,
+    proto.ClientPermissionResponse: ClientEndpoint.permission_response,
+}
+_TYPES: Final = {
+    proto.ClientAuth: "client:auth",
+    proto.ClientPing: "client:ping",
+    proto.ClientJoinRoom: "client:join_room",
+    proto.ClientLeaveRoom: "client:leave_room",
+    proto.ClientSendMessage: "client:send_message",
+    proto.ClientTyping: "client:typing",
+    proto.ClientStopGeneration: "client:stop_generation",
+    proto.ClientPermissionResponse: "client:permission_response",
+}

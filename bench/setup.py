@@ -1,0 +1,55 @@
+"""Bench fixtures written straight to PostgreSQL: users, one room with all of them, tokens."""
+
+from __future__ import annotations
+
+import secrets
+
+import attrs
+
+from agentim.auth.tokens import TokenService
+from agentim.protocol.ids import new_id
+from agentim.protocol.timefmt import iso_now
+from agentim.store.bridge import open_bridge
+from agentim.store.db import open_database
+from agentim.store.schema import apply_migrations
+
+TOKEN_TTL_S = 3600
+
+
+@attrs.frozen
+class Cast:
+    room_id: str
+    user_ids: list[str]
+    tokens: list[str]
+
+
+async def create_cast(database_url: str, jwt_secret: str, *, users: int) -> Cast:
+    """`users` fresh users (bench_<run>_<n>) in one new room; an access token for each."""
+    run, now = secrets.token_hex(3), iso_now()
+    ids = [new_id() for _ in range(users)]
+    names = [f"bench_{run}_{n}" for n in range(users)]
+    room_id = new_id()
+    async with open_bridge(), open_database(database_url, pool_size=2) as db:
+        await apply_migrations(db)  # a fresh bench database works too
+        async with db.transaction() as tx:
+            await tx.executemany(
+                "INSERT INTO users (id, username, password_hash, display_name, role, created_at, "
+                "updated_at) VALUES ($1, $2, '!', $2, 'user', $3, $3)",
+                [(uid, name, now) for uid, name in zip(ids, names, strict=True)],
+            )
+            await tx.execute(
+                "INSERT INTO rooms (id, name, type, broadcast_mode, created_by_id, created_at, "
+                "updated_at) VALUES ($1, $2, 'group', false, $3, $4, $4)",
+                room_id, f"bench {run}", ids[0], now,
+            )  # fmt: skip
+            await tx.executemany(
+                "INSERT INTO room_members (room_id, member_id, member_type, role, joined_at) "
+                "VALUES ($1, $2, 'user', $3, $4)",
+                [(room_id, uid, "owner" if n == 0 else "member", now) for n, uid in enumerate(ids)],
+            )
+    tokens = TokenService(jwt_secret, None, TOKEN_TTL_S, TOKEN_TTL_S)
+    return Cast(
+        room_id,
+        ids,
+        [tokens.issue(uid, name, "access") for uid, name in zip(ids, names, strict=True)],
+    )
