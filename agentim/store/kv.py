@@ -1,4 +1,8 @@
-"""Redis through redis.asyncio on the bridge: counters (Lua INCR+EXPIRE), flags, sets, pub/sub.
+"""Redis: counters (Lua INCR+EXPIRE), flags, sets, pub/sub.
+
+The hot calls (`incr_window`, `publish`, `get`, `set`, `delete`) go over the trio-native client
+in `resp.py`; the rest goes through redis.asyncio on the bridge (STYLE §5.23). Sentinel URLs use
+redis.asyncio for everything: the native client does not speak the sentinel discovery protocol.
 
 Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`), with an
 optional prefix that only tests set. Every Redis failure surfaces as KvUnavailable.
@@ -7,6 +11,7 @@ optional prefix that only tests set. Every Redis failure surfaces as KvUnavailab
 from __future__ import annotations
 
 import builtins
+import hashlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,6 +23,7 @@ import redis.exceptions
 import trio
 from redis.asyncio.sentinel import Sentinel
 
+from agentim.store import resp
 from agentim.store.bridge import aio
 from agentim.store.db import StartupError
 
@@ -26,6 +32,10 @@ log = logging.getLogger("Redis")
 PING_ATTEMPTS: Final = 3  # api.md §16.2
 PING_RETRY_DELAY_S: Final = 1.0
 COMMAND_TIMEOUT_S: Final = 5.0
+# redis.asyncio's default pool raises "Too many connections" past its cap; a blocking pool makes
+# bursts wait (at most COMMAND_TIMEOUT_S) for a free connection instead.
+AIO_MAX_CONNECTIONS: Final = 64
+CLOSE_TIMEOUT_S: Final = 2.0  # closing the clients on shutdown
 EVENTS_CHANNEL: Final = "agentim:events"
 # One atomic step: INCR, and EXPIRE only on the first hit, so windows are fixed (api.md §2.4).
 _INCR_WINDOW_LUA: Final = """
@@ -33,6 +43,15 @@ local count = redis.call('INCR', KEYS[1])
 if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return {count, redis.call('TTL', KEYS[1])}
 """
+_INCR_WINDOW_SHA: Final = hashlib.sha1(_INCR_WINDOW_LUA.encode()).hexdigest()
+# What a native call can fail with; each one surfaces as KvUnavailable.
+_NATIVE_FAILURES: Final = (
+    resp.RespError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.ClosedResourceError,
+    trio.TooSlowError,
+)
 
 
 class KvUnavailable(Exception):
@@ -56,25 +75,49 @@ def _sentinel_client(url: str) -> aioredis.Redis:
     return sentinel.master_for(service, password=password, db=db, ssl=ssl)
 
 
+def _is_sentinel(url: str) -> bool:
+    return urlsplit(url).scheme.endswith("+sentinel")
+
+
 def client_for(url: str) -> aioredis.Redis:
-    if urlsplit(url).scheme.endswith("+sentinel"):
+    if _is_sentinel(url):
         return _sentinel_client(url)
-    return aioredis.from_url(
-        url, socket_timeout=COMMAND_TIMEOUT_S, socket_connect_timeout=COMMAND_TIMEOUT_S
+    pool = aioredis.BlockingConnectionPool.from_url(
+        url,
+        max_connections=AIO_MAX_CONNECTIONS,
+        timeout=COMMAND_TIMEOUT_S,  # the wait for a free pooled connection
+        socket_timeout=COMMAND_TIMEOUT_S,
+        socket_connect_timeout=COMMAND_TIMEOUT_S,
     )
+    return aioredis.Redis.from_pool(pool)  # the client's aclose closes the pool
+
+
+def native_pool_for(url: str) -> resp.Pool | None:
+    """The trio-native pool for the hot calls; None for sentinel URLs (redis.asyncio only)."""
+    return None if _is_sentinel(url) else resp.Pool(url)
 
 
 class Kv:
-    """Typed trio functions over one redis.asyncio client."""
+    """Typed trio functions over one redis.asyncio client and, if given, a native pool.
 
-    def __init__(self, client: aioredis.Redis, *, prefix: str = "") -> None:
+    Without a native pool (sentinel, or a bare client in tests) every call uses redis.asyncio.
+    """
+
+    def __init__(
+        self, client: aioredis.Redis, *, prefix: str = "", native: resp.Pool | None = None
+    ) -> None:
         self._client = client
+        self._native = native
         self.prefix = prefix
         self._incr_window = client.register_script(_INCR_WINDOW_LUA)
 
     @property
     def client(self) -> aioredis.Redis:
         return self._client
+
+    @property
+    def native(self) -> resp.Pool | None:
+        return self._native
 
     def key(self, name: str) -> str:
         return self.prefix + name
@@ -86,26 +129,67 @@ class Kv:
         except (redis.exceptions.RedisError, OSError, trio.TooSlowError) as exc:
             raise KvUnavailable(str(exc) or type(exc).__name__) from exc
 
+    async def _native_call(self, pool: resp.Pool, *args: resp.Arg) -> resp.Reply:
+        try:
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                return await pool.call(*args)
+        except _NATIVE_FAILURES as exc:
+            raise KvUnavailable(str(exc) or type(exc).__name__) from exc
+
     async def ping(self) -> bool:
+        """Both clients answer (the native one too, so a URL it cannot use fails at startup)."""
+        if self._native is not None:
+            await self._native_call(self._native, "PING")
         return bool(await self._call(self._client.ping))
 
     async def get(self, name: str) -> str | None:
-        value = await self._call(self._client.get, self.key(name))
-        return value.decode() if isinstance(value, bytes) else value
+        if self._native is not None:
+            value = await self._native_call(self._native, "GET", self.key(name))
+        else:
+            value = await self._call(self._client.get, self.key(name))
+        return value.decode() if isinstance(value, bytes) else None
 
     async def set(self, name: str, value: str, *, ex: int | None = None, nx: bool = False) -> bool:
-        return bool(await self._call(self._client.set, self.key(name), value, ex=ex, nx=nx))
+        if self._native is None:
+            return bool(await self._call(self._client.set, self.key(name), value, ex=ex, nx=nx))
+        args: list[resp.Arg] = ["SET", self.key(name), value]
+        if ex is not None:
+            args += ["EX", ex]
+        if nx:
+            args.append("NX")
+        return await self._native_call(self._native, *args) is not None  # NX not met: null
 
     async def delete(self, *names: str) -> int:
-        return int(await self._call(self._client.delete, *(self.key(n) for n in names)))
+        keys = [self.key(n) for n in names]
+        if self._native is None:
+            return int(await self._call(self._client.delete, *keys))
+        return _as_int(await self._native_call(self._native, "DEL", *keys))
 
     async def ttl(self, name: str) -> int:
         return int(await self._call(self._client.ttl, self.key(name)))
 
     async def incr_window(self, name: str, window_s: int) -> tuple[int, int]:
         """Count one hit in a fixed window; returns (count, ttl seconds)."""
-        count, ttl = await self._call(self._incr_window, keys=[self.key(name)], args=[window_s])
-        return int(count), int(ttl)
+        if self._native is None:
+            count, ttl = await self._call(self._incr_window, keys=[self.key(name)], args=[window_s])
+            return int(count), int(ttl)
+        reply = await self._native_script(self._native, self.key(name), window_s)
+        if not (isinstance(reply, list) and len(reply) == 2):
+            raise KvUnavailable(f"unexpected reply to the window script: {reply!r}")
+        return _as_int(reply[0]), _as_int(reply[1])
+
+    async def _native_script(self, pool: resp.Pool, key: str, window_s: int) -> resp.Reply:
+        """EVALSHA, and EVAL once if the server does not have the script cached (NOSCRIPT)."""
+        try:
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                try:
+                    return await pool.call("EVALSHA", _INCR_WINDOW_SHA, 1, key, window_s)
+                except resp.RespError as exc:
+                    if not str(exc).startswith("NOSCRIPT"):
+                        raise
+                return await pool.call("EVAL", _INCR_WINDOW_LUA, 1, key, window_s)
+        except _NATIVE_FAILURES as exc:
+            raise KvUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def sadd_expire(self, name: str, member: str, ttl_s: int) -> None:
         await self._call(self._client.sadd, self.key(name), member)
@@ -131,7 +215,16 @@ class Kv:
                 return found
 
     async def publish(self, channel: str, payload: bytes) -> None:
-        await self._call(self._client.publish, self.key(channel), payload)
+        if self._native is None:
+            await self._call(self._client.publish, self.key(channel), payload)
+        else:
+            await self._native_call(self._native, "PUBLISH", self.key(channel), payload)
+
+
+def _as_int(reply: resp.Reply) -> int:
+    if not isinstance(reply, int):
+        raise KvUnavailable(f"expected an integer reply, got {reply!r}")
+    return reply
 
 
 async def _ping_with_retry(kv: Kv) -> None:
@@ -149,12 +242,15 @@ async def _ping_with_retry(kv: Kv) -> None:
 @asynccontextmanager
 async def open_redis(url: str, *, prefix: str = "") -> AsyncIterator[Kv]:
     """Connect and PING (3 tries, 1 s apart); closed on exit."""
-    kv = Kv(client_for(url), prefix=prefix)
+    native = native_pool_for(url)
+    kv = Kv(client_for(url), prefix=prefix, native=native)
     try:
         await _ping_with_retry(kv)
         yield kv
     finally:
-        with trio.move_on_after(2, shield=True):
+        with trio.move_on_after(CLOSE_TIMEOUT_S, shield=True):
+            if native is not None:
+                await native.aclose()
             await aio(kv.client.aclose)
         log.info("Redis connection closed")
 

@@ -7,7 +7,8 @@ within one process.
 from __future__ import annotations
 
 import logging
-from typing import Any, Final, Protocol
+from collections.abc import Callable
+from typing import Final, Protocol
 
 import redis.exceptions
 import trio
@@ -15,10 +16,19 @@ import trio
 from agentim.protocol.events import Event, decode_event, encode_event
 from agentim.store.bridge import aio
 from agentim.store.kv import EVENTS_CHANNEL, Kv, KvUnavailable
+from agentim.store.resp import RespError, Subscriber
 
 log = logging.getLogger("PubSub")
 
 RESUBSCRIBE_DELAY_S: Final = 1.0
+# What ends a subscription and makes run_subscriber resubscribe.
+_SUBSCRIPTION_LOST: Final = (
+    redis.exceptions.RedisError,
+    RespError,
+    OSError,
+    trio.BrokenResourceError,
+    trio.TooSlowError,  # the native connect/subscribe timed out
+)
 
 
 class EventSink(Protocol):
@@ -54,37 +64,60 @@ async def run_subscriber(
 ) -> None:
     """Read the events channel forever; resubscribe after a Redis outage.
 
+    The trio-native subscriber is used unless the URL is a sentinel one (redis.asyncio then).
     Error policy: Redis errors are logged and retried every second; decode errors skip one event.
+    `task_status.started()` is called once: when first subscribed, or after the first failure.
     """
     started = False
+
+    def announce() -> None:
+        nonlocal started
+        if not started:
+            task_status.started()
+            started = True
+
     while True:
         try:
-            pubsub = kv.client.pubsub()
-            await aio(pubsub.subscribe, kv.key(EVENTS_CHANNEL))
-            if not started:
-                task_status.started()
-                started = True
-            await _pump(pubsub, sink)
-        except (redis.exceptions.RedisError, OSError) as exc:
-            log.warning("Redis subscription lost, resubscribing: %s", exc)
-            if not started:
-                task_status.started()
-                started = True
+            if kv.native is not None:
+                await _run_native(kv.native.url, kv.key(EVENTS_CHANNEL), sink, announce)
+            else:
+                await _run_aio(kv, sink, announce)
+        except _SUBSCRIPTION_LOST as exc:
+            log.warning(
+                "Redis subscription lost, resubscribing: %s", str(exc) or type(exc).__name__
+            )
+            announce()
             await trio.sleep(RESUBSCRIBE_DELAY_S)
 
 
-async def _pump(pubsub: Any, sink: EventSink) -> None:
+async def _run_native(
+    url: str, channel: str, sink: EventSink, announce: Callable[[], None]
+) -> None:
+    async with Subscriber.open(url, channel) as subscriber:
+        announce()
+        while True:
+            for payload in await subscriber.receive_batch():  # delivered back to back
+                _deliver(sink, payload)
+
+
+async def _run_aio(kv: Kv, sink: EventSink, announce: Callable[[], None]) -> None:
+    pubsub = kv.client.pubsub()
     try:
+        await aio(pubsub.subscribe, kv.key(EVENTS_CHANNEL))
+        announce()
         while True:
             message = await aio(pubsub.get_message, ignore_subscribe_messages=True, timeout=None)
-            if message is None or message.get("type") != "message":
-                continue
-            try:
-                event = decode_event(message["data"])
-            except (ValueError, KeyError) as exc:
-                log.error("Dropping undecodable event: %s", exc)
-                continue
-            sink.deliver(event)
+            if message is not None and message.get("type") == "message":
+                _deliver(sink, message["data"])
     finally:
         with trio.move_on_after(1, shield=True):
             await aio(pubsub.aclose)
+
+
+def _deliver(sink: EventSink, payload: bytes) -> None:
+    try:
+        event = decode_event(payload)
+    except (ValueError, KeyError) as exc:
+        log.error("Dropping undecodable event: %s", exc)
+        return
+    sink.deliver(event)
