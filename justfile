@@ -49,9 +49,13 @@ migrate:
 check-config:
     {{python}} -m agentim check-config
 
-# Load-generate against a running hub: `just bench --url http://127.0.0.1:3000 …` (see bench/README.md)
-bench *args:
+# Load generator (bench/README.md): needs DATABASE_URL, REDIS_URL, JWT_SECRET; flags replace the default
+bench *args="--spawn 1 --clients 50 --senders 5 --outstanding 16":
     {{python}} -m bench {{args}}
+
+# Agent round trips: client send → gateway streams 10 chunks → message_complete
+bench-agents *args="--spawn 1 --agents 5 --rate 20":
+    {{python}} -m bench.agent_roundtrip {{args}}
 
 # Build the container image with podman (tags agentim:latest; applies this machine's workarounds)
 image:
