@@ -22,7 +22,7 @@ from functools import partial
 import attrs
 import trio
 
-from bench.hubs import spawn_hubs
+from bench.hubs import add_hub_arguments, check_hub_arguments, spawn_hubs
 from bench.setup import Cast, create_cast
 from bench.wsclient import Socket, client_frame
 
@@ -293,17 +293,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--idle", type=int, default=0, help="measure N idle sockets instead")
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
-    parser.add_argument("--jwt-secret", default=os.environ.get("JWT_SECRET", ""))
-    parser.add_argument("--base-port", type=int, default=3100, help="first port for --spawn")
+    add_hub_arguments(parser, base_port=3100)
     args = parser.parse_args(argv)
-    if not args.database_url or not args.jwt_secret:
-        parser.error("DATABASE_URL and JWT_SECRET are needed (env or flags)")
-    if args.spawn and not args.redis_url:
-        parser.error("--spawn needs REDIS_URL")
-    if not args.spawn and not args.url:
-        parser.error("give --url or --spawn")
+    check_hub_arguments(parser, args)
     return args
 
 

@@ -12,12 +12,9 @@ Fixtures go straight to PostgreSQL (DATABASE_URL) and tokens are minted with JWT
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import os
 import time
 from collections.abc import Sequence
-from urllib.parse import urlsplit
 
 import attrs
 import trio
@@ -27,9 +24,9 @@ from agentim.protocol.timefmt import iso_now
 from agentim.store.bridge import open_bridge
 from agentim.store.db import open_database
 from bench.__main__ import cpu_seconds
-from bench.hubs import spawn_hubs
+from bench.hubs import add_hub_arguments, check_hub_arguments, spawn_hubs
 from bench.setup import Cast, create_cast
-from bench.wsclient import RECEIVE_BYTES, Socket, client_frame
+from bench.wsclient import Socket, client_frame
 
 MARKER = b"bench:"
 CHUNK_PREFIX = b'{"type":"server:message_chunk"'
@@ -49,26 +46,8 @@ class Stats:
 
 
 async def connect_gateway(url: str, forwarded_for: str) -> Socket:
-    """A /ws/gateway socket on the bench's lean client (bench/wsclient.Socket speaks /ws/client)."""
-    parts = urlsplit(url)
-    stream = await trio.open_tcp_stream(parts.hostname or "127.0.0.1", parts.port or 80)
-    key = base64.b64encode(os.urandom(16)).decode()
-    await stream.send_all(
-        f"GET /ws/gateway HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
-        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nX-Forwarded-For: {forwarded_for}\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n".encode()
-    )
-    sock = Socket(stream)
-    while b"\r\n\r\n" not in sock.buffer:
-        data = await stream.receive_some(RECEIVE_BYTES)
-        if not data:
-            raise ConnectionError("closed during handshake")
-        sock.buffer += data
-    head, _, rest = bytes(sock.buffer).partition(b"\r\n\r\n")
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(head.decode(errors="replace"))
-    sock.buffer = bytearray(rest)
-    return sock
+    """A /ws/gateway socket on the bench's lean client."""
+    return await Socket.connect(url, forwarded_for=forwarded_for, path="/ws/gateway")
 
 
 async def _until(sock: Socket, kind: str) -> dict[str, object]:
@@ -275,17 +254,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--reuse-id", action="store_true", help="reply under the user msg id")
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
-    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
-    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
-    parser.add_argument("--jwt-secret", default=os.environ.get("JWT_SECRET", ""))
-    parser.add_argument("--base-port", type=int, default=3200, help="first port for --spawn")
+    add_hub_arguments(parser, base_port=3200)
     args = parser.parse_args(argv)
-    if not args.database_url or not args.jwt_secret:
-        parser.error("DATABASE_URL and JWT_SECRET are needed (env or flags)")
-    if args.spawn and not args.redis_url:
-        parser.error("--spawn needs REDIS_URL")
-    if not args.spawn and not args.url:
-        parser.error("give --url or --spawn")
+    check_hub_arguments(parser, args)
     if args.split and len(args.url) + args.spawn < 2:
         parser.error("--split needs two hubs")
     return args

@@ -21,6 +21,23 @@ class Hub:
     pid: int
 
 
+def add_hub_arguments(parser: argparse.ArgumentParser, *, base_port: int) -> None:
+    """Where the hubs are (or what to spawn them against): shared by every bench scenario."""
+    parser.add_argument("--database-url", default=os.environ.get("DATABASE_URL", ""))
+    parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
+    parser.add_argument("--jwt-secret", default=os.environ.get("JWT_SECRET", ""))
+    parser.add_argument("--base-port", type=int, default=base_port, help="first port for --spawn")
+
+
+def check_hub_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if not args.database_url or not args.jwt_secret:
+        parser.error("DATABASE_URL and JWT_SECRET are needed (env or flags)")
+    if args.spawn and not args.redis_url:
+        parser.error("--spawn needs REDIS_URL")
+    if not args.spawn and not args.url:
+        parser.error("give --url or --spawn")
+
+
 def hub_env(port: int, args: argparse.Namespace, data_dir: str) -> dict[str, str]:
     """Development mode, quiet logs, and a client rate limit the load cannot hit: the bench
     measures throughput, not the limiter. Upgrades come with one X-Forwarded-For per client,

@@ -43,13 +43,15 @@ class Socket:
         self._send_lock = trio.Lock()  # the sender task and the reader's pongs share the socket
 
     @classmethod
-    async def connect(cls, url: str, *, forwarded_for: str = "") -> Socket:
+    async def connect(
+        cls, url: str, *, forwarded_for: str = "", path: str = "/ws/client"
+    ) -> Socket:
         parts = urlsplit(url)
         stream = await trio.open_tcp_stream(parts.hostname or "127.0.0.1", parts.port or 80)
         key = base64.b64encode(os.urandom(16)).decode()
         forwarded = f"X-Forwarded-For: {forwarded_for}\r\n" if forwarded_for else ""
         request = (
-            f"GET /ws/client HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
+            f"GET {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n{forwarded}"
             "Sec-WebSocket-Version: 13\r\n\r\n"
         )

@@ -13,33 +13,18 @@ import trio_websocket
 from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now
 from tests.helpers import RunningHub, User
+from tests.ws.wsclient import JsonSocket
 
 RECEIVE_TIMEOUT_S = 10.0
 DEVICE = {"hostname": "box", "platform": "linux", "arch": "x64", "nodeVersion": "v22.0.0"}
 
 
-class Gateway:
-    """A /ws/gateway socket with JSON helpers; `gateway_id` is fixed for its lifetime."""
+class Gateway(JsonSocket):
+    """A /ws/gateway socket; `gateway_id` is fixed for its lifetime."""
 
     def __init__(self, ws: trio_websocket.WebSocketConnection, gateway_id: str) -> None:
-        self.ws = ws
+        super().__init__(ws)
         self.gateway_id = gateway_id
-
-    async def send(self, message: dict[str, Any] | str | bytes) -> None:
-        await self.ws.send_message(message if isinstance(message, str | bytes)
-                                   else json.dumps(message))  # fmt: skip
-
-    async def receive(self) -> dict[str, Any]:
-        with trio.fail_after(RECEIVE_TIMEOUT_S):
-            return json.loads(await self.ws.get_message())  # type: ignore[no-any-return]
-
-    async def receive_type(self, kind: str) -> dict[str, Any]:
-        """The next frame of this type, skipping others."""
-        with trio.fail_after(RECEIVE_TIMEOUT_S):
-            while True:
-                frame = await self.receive()
-                if frame["type"] == kind:
-                    return frame
 
     async def nothing(self, wait: float = 0.3, *, ignore: Sequence[str] = ()) -> None:
         """Assert no frame (other than `ignore`d types) arrives within `wait` seconds."""

@@ -15,14 +15,16 @@ from tests.helpers import RunningHub, User
 RECEIVE_TIMEOUT_S = 10.0
 
 
-class Client:
-    """A /ws/client socket with JSON helpers."""
+class JsonSocket:
+    """A WebSocket with JSON helpers (clients and scripted gateways share it)."""
 
     def __init__(self, ws: trio_websocket.WebSocketConnection) -> None:
         self.ws = ws
 
-    async def send(self, message: dict[str, Any] | str) -> None:
-        await self.ws.send_message(message if isinstance(message, str) else json.dumps(message))
+    async def send(self, message: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send_message(
+            message if isinstance(message, str | bytes) else json.dumps(message)
+        )
 
     async def receive(self) -> dict[str, Any]:
         with trio.fail_after(RECEIVE_TIMEOUT_S):
@@ -35,6 +37,10 @@ class Client:
                 frame = await self.receive()
                 if frame["type"] == kind:
                     return frame
+
+
+class Client(JsonSocket):
+    """A /ws/client socket."""
 
     async def nothing(self, wait: float = 0.3) -> None:
         """Assert no frame arrives within `wait` seconds."""
