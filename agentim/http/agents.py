@@ -13,7 +13,7 @@ from quart import Blueprint, Response, request
 from agentim.actions import agents
 from agentim.errors import not_found
 from agentim.http._request import check_ids, json_body, ok, principal, require_auth, services
-from agentim.http.pipeline import plain_not_found
+from agentim.http.not_found import add_not_found_routes, authenticated
 from agentim.http.users import page_param
 from agentim.http.validate import Enum, parse_dict
 from agentim.store import agents as store, gateways
@@ -23,7 +23,6 @@ blueprint = Blueprint("agents", __name__)
 
 PAGE_DEFAULT: Final = 100  # api.md §2.12: limit 1..500, default 100
 PAGE_MAX: Final = 500
-ANY_METHOD: Final = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]
 UPDATE_SCHEMA: Final = {"visibility": Enum(values=("private", "shared"), optional=True)}
 
 
@@ -134,10 +133,4 @@ async def delete_agent(id: str) -> Response:
     return ok()
 
 
-@blueprint.route("/api/agents/", methods=ANY_METHOD)
-@blueprint.route("/api/agents/<path:rest>", methods=ANY_METHOD)
-@require_auth
-async def unknown_agent_path(rest: str = "") -> Response:
-    """Unknown paths under /api/agents: authentication runs first, then the plain 404 (§2.10)."""
-    del rest
-    return plain_not_found()
+add_not_found_routes(blueprint, "/api/agents", authenticated)

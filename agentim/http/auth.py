@@ -22,7 +22,7 @@ from agentim.http._request import (
     require_auth,
     services,
 )
-from agentim.http.pipeline import plain_not_found
+from agentim.http.not_found import add_not_found_routes
 from agentim.http.users import login_json
 from agentim.http.validate import Rule, Str, parse_dict
 from agentim.protocol.textrules import utf16_len
@@ -34,7 +34,6 @@ COOKIE_PATH: Final = "/api/auth"
 CLEAR_COOKIE: Final = f"{COOKIE}=; Max-Age=0; Path={COOKIE_PATH}"
 MAX_BODY_TOKEN_CHARS: Final = 2000
 LOGIN_SCHEMA: Final[dict[str, Rule]] = {"username": Str(min=1), "password": Str(min=1)}
-ANY_METHOD: Final = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]
 
 
 def refresh_cookie(token: str) -> str:
@@ -110,9 +109,10 @@ async def logout() -> Response:
     return response
 
 
-@blueprint.route("/api/auth/<path:rest>", methods=ANY_METHOD)
-async def unknown(rest: str) -> Response:
-    """No such auth route: the auth limiter still counts it, then the plain-text 404."""
+async def _auth_path_guard(rest: str) -> None:
+    """No such auth route: the auth limiter still counts it."""
     del rest
     await enforce_rate_limit("auth")
-    return plain_not_found()
+
+
+add_not_found_routes(blueprint, "/api/auth", _auth_path_guard)

@@ -16,9 +16,8 @@ from quart import Blueprint, Response, request
 
 from agentim.actions import messages as actions
 from agentim.actions.serialize import edit_json, message_json, reactions_json
-from agentim.errors import AgentImError, bad_request, forbidden, not_found
+from agentim.errors import bad_request, forbidden, not_found
 from agentim.http._request import (
-    authenticate_header,
     check_ids,
     client_ip,
     json_body,
@@ -28,9 +27,8 @@ from agentim.http._request import (
     require_auth,
     services,
 )
-from agentim.http.pipeline import plain_not_found
+from agentim.http.not_found import add_not_found_routes, authenticated_with_ids
 from agentim.http.validate import Int, List, Str, parse_dict
-from agentim.protocol.ids import is_valid_path_id
 from agentim.protocol.textrules import js_trim, utf16_len
 from agentim.protocol.timefmt import parse_js_date, to_iso
 from agentim.settings import parse_js_int
@@ -41,7 +39,6 @@ from agentim.store.rooms import has_member_row
 
 blueprint = Blueprint("messages", __name__)
 
-ANY_METHOD: Final = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 HISTORY_QUERY: Final = {"limit": Int(min=1, max=100, default=50)}
 BATCH_DELETE: Final = {"messageIds": List(item=Str(min=1, max=100), min=1, max=50)}
 MAX_EMOJI_UNITS: Final = 8  # UTF-16 code units (api.md §7.6)
@@ -251,13 +248,10 @@ async def batch_delete() -> Response:
     return ok({"deleted": deleted})
 
 
-@blueprint.route("/api/messages/", methods=ANY_METHOD, defaults={"rest": ""}, strict_slashes=False)
-@blueprint.route("/api/messages/<path:rest>", methods=ANY_METHOD)
-async def unknown_message_path(rest: str) -> Response:
-    await authenticate_header()  # the reference's router-level auth runs before its 404
-    parts = rest.split("/")
-    if parts[0] and not is_valid_path_id(parts[0]):
-        raise AgentImError(400, "Invalid parameter: id")
-    if parts[0] == "rooms" and len(parts) > 1 and not is_valid_path_id(parts[1]):
-        raise AgentImError(400, "Invalid parameter: roomId")
-    return plain_not_found()
+async def _message_path_guard(rest: str) -> None:
+    """`/api/messages/:id/*` and `/api/messages/rooms/:roomId/*` check their ids (§2.8)."""
+    in_rooms = rest.split("/", 1)[0] == "rooms"
+    await authenticated_with_ids(*(("", "roomId") if in_rooms else ("id",)))(rest)
+
+
+add_not_found_routes(blueprint, "/api/messages", _message_path_guard)

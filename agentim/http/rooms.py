@@ -14,7 +14,6 @@ from agentim.actions import rooms as actions
 from agentim.actions.serialize import member_json, room_json, room_list_json
 from agentim.errors import AgentImError, forbidden, not_found
 from agentim.http._request import (
-    authenticate_header,
     check_ids,
     client_ip,
     json_body,
@@ -23,15 +22,13 @@ from agentim.http._request import (
     require_auth,
     services,
 )
-from agentim.http.pipeline import plain_not_found
+from agentim.http.not_found import add_not_found_routes, authenticated_with_ids
 from agentim.http.validate import Bool, Enum, List, Str, parse_dict
-from agentim.protocol.ids import is_valid_path_id
 from agentim.store import rooms as store
 from agentim.store.membership import is_member
 
 blueprint = Blueprint("rooms", __name__)
 
-ANY_METHOD: Final = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 NAME_BLANK: Final = "Name cannot be only whitespace"
 PREFERENCES: Final = ("all", "mentions", "none")
 
@@ -181,11 +178,4 @@ async def set_notification_pref(id: str) -> Response:
     return ok()
 
 
-@blueprint.route("/api/rooms/", methods=ANY_METHOD, defaults={"rest": ""}, strict_slashes=False)
-@blueprint.route("/api/rooms/<path:rest>", methods=ANY_METHOD)
-async def unknown_room_path(rest: str) -> Response:
-    await authenticate_header()  # the reference's router-level auth runs before its 404
-    first = rest.split("/", 1)[0]
-    if first and not is_valid_path_id(first):
-        raise AgentImError(400, "Invalid parameter: id")
-    return plain_not_found()
+add_not_found_routes(blueprint, "/api/rooms", authenticated_with_ids("id"))

@@ -15,7 +15,6 @@ from agentim.actions import routers as actions
 from agentim.auth.crypto import open_secret
 from agentim.errors import AgentImError, not_found
 from agentim.http._request import (
-    authenticate_header,
     check_ids,
     client_ip,
     json_body,
@@ -27,9 +26,8 @@ from agentim.http._request import (
     services,
 )
 from agentim.http.docs import documented
-from agentim.http.pipeline import plain_not_found
+from agentim.http.not_found import add_not_found_routes, authenticated_with_ids
 from agentim.http.validate import MISSING, Enum, Int, Issue, List, Rule, Str, parse_dict
-from agentim.protocol.ids import is_valid_path_id
 from agentim.protocol.textrules import utf16_len
 from agentim.routing.ai_selector import new_llm_client, probe_llm
 from agentim.routing.ssrf import is_valid_url
@@ -37,7 +35,6 @@ from agentim.store import ai_routers as store
 
 blueprint = Blueprint("routers", __name__)
 
-ANY_METHOD: Final = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 BASE_URL_MAX: Final = 500
 
 
@@ -185,11 +182,4 @@ async def test_router(id: str) -> Response:
     return ok({"success": True})
 
 
-@blueprint.route("/api/routers/", methods=ANY_METHOD, defaults={"rest": ""}, strict_slashes=False)
-@blueprint.route("/api/routers/<path:rest>", methods=ANY_METHOD)
-async def unknown_router_path(rest: str) -> Response:
-    await authenticate_header()  # the reference's router-level auth runs before its 404
-    first = rest.split("/", 1)[0]
-    if first and not is_valid_path_id(first):
-        raise AgentImError(400, "Invalid parameter: id")
-    return plain_not_found()
+add_not_found_routes(blueprint, "/api/routers", authenticated_with_ids("id"))

@@ -14,7 +14,7 @@ from quart import Blueprint, Response, request
 from agentim.actions import tasks
 from agentim.errors import forbidden, not_found
 from agentim.http._request import check_ids, json_body, ok, principal, require_auth, services
-from agentim.http.pipeline import plain_not_found
+from agentim.http.not_found import add_not_found_routes, authenticated
 from agentim.http.validate import Enum, Str, parse_dict
 from agentim.store import tasks as store
 from agentim.store.db import Row
@@ -25,7 +25,6 @@ blueprint = Blueprint("tasks", __name__)
 PAGE_DEFAULT: Final = 50  # api.md §2.12: limit 1..100, default 50
 PAGE_MAX: Final = 100
 NOT_MEMBER: Final = "Not a member of this room"
-ANY_METHOD: Final = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]
 _PARSE_INT: Final = re.compile(r"\s*([+-]?\d+)")
 
 _TITLE: Final = Str(min=1, max=200, blank_message="Title cannot be only whitespace")
@@ -126,10 +125,4 @@ async def delete_task(id: str) -> Response:
     return ok()
 
 
-@blueprint.route("/api/tasks/", methods=ANY_METHOD)
-@blueprint.route("/api/tasks/<path:rest>", methods=ANY_METHOD)
-@require_auth
-async def unknown_task_path(rest: str = "") -> Response:
-    """Unknown paths under /api/tasks: authentication runs first, then the plain 404 (§2.10)."""
-    del rest
-    return plain_not_found()
+add_not_found_routes(blueprint, "/api/tasks", authenticated)

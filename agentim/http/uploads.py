@@ -24,8 +24,17 @@ from werkzeug.sansio.multipart import (
 
 from agentim.actions import uploads
 from agentim.errors import bad_request
-from agentim.http._request import client_ip, ok, principal, rate_limit, require_auth, services
-from agentim.http.pipeline import body_limit, plain_not_found
+from agentim.http._request import (
+    client_ip,
+    enforce_rate_limit,
+    ok,
+    principal,
+    rate_limit,
+    require_auth,
+    services,
+)
+from agentim.http.not_found import add_not_found_routes, authenticated
+from agentim.http.pipeline import body_limit
 from agentim.protocol.filetypes import UNTYPED_PART
 from agentim.settings import AVATAR_LIMIT_BYTES, UPLOAD_BODY_LIMIT_BYTES
 
@@ -34,7 +43,6 @@ blueprint = Blueprint("uploads", __name__)
 FILE_FIELD: Final = "file"
 NO_FILE: Final = "No file provided"
 MALFORMED: Final = "Malformed multipart body"  # the reference answered 500 here
-ANY_METHOD: Final = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"]
 MAX_PARTS: Final = 1000  # quart's MAX_FORM_PARTS default; more is a 413
 
 
@@ -172,10 +180,10 @@ async def upload_avatar() -> Response:
     return ok({"avatarUrl": url})
 
 
-@blueprint.route("/api/upload/<path:rest>", methods=ANY_METHOD)
-@require_auth
-@rate_limit("upload")
-async def unknown_upload_path(rest: str) -> Response:
-    """Any other path under /api/upload: authenticated and counted, then the plain 404 (§2.4)."""
-    del rest
-    return plain_not_found()
+async def _upload_path_guard(rest: str) -> None:
+    """Any other path under /api/upload is authenticated and counted (§2.4)."""
+    await authenticated(rest)
+    await enforce_rate_limit("upload")
+
+
+add_not_found_routes(blueprint, "/api/upload", _upload_path_guard)
