@@ -11,7 +11,8 @@ import trio
 from agentim.app import create_app
 from agentim.settings import Settings
 from tests.conftest import start_hub
-from tests.helpers import RunningHub, signed_in_user
+from tests.helpers import RunningHub, create_room, signed_in_user
+from tests.ws.wsclient import connect
 
 
 def _served_api_routes(hub_app_rules: list[tuple[str, set[str]]]) -> set[tuple[str, str]]:
@@ -54,6 +55,13 @@ async def test_metrics_count_real_traffic(hub: RunningHub, client: httpx.AsyncCl
     before = (await client.get("/api/metrics")).text
     await client.get("/api/nope-this-is-an-error")
     await client.get("/api/health")
+    user = await signed_in_user(hub)
+    room_id = await create_room(hub, user)
+    async with connect(hub) as socket:
+        assert (await socket.auth(user))["ok"] is True
+        await socket.join(room_id)
+        await socket.send({"type": "client:send_message", "roomId": room_id, "content": "hi"})
+        await socket.receive_type("server:new_message")
     after = await client.get("/api/metrics")
     assert after.status_code == 200
     assert after.headers["content-type"].startswith("text/plain; version=0.0.4")
@@ -77,6 +85,13 @@ async def test_metrics_count_real_traffic(hub: RunningHub, client: httpx.AsyncCl
         >= _value(before, "agentim_http_request_duration_seconds_count") + 2
     )
     assert _value(after.text, 'agentim_api_errors_total{status="404"}') >= 1
+    moved = (
+        'agentim_messages_total{type="text"}',
+        'agentim_ws_messages_total{direction="in"}',
+        'agentim_ws_messages_total{direction="out"}',
+    )
+    for series in moved:
+        assert _value(after.text, series) > _value(before, series), series
 
 
 def _value(text: str, series: str) -> float:
