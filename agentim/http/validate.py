@@ -14,26 +14,12 @@ from typing import Any, Final, TypeVar
 import attrs
 
 from agentim.errors import ValidationFailed
+from agentim.protocol.jsontypes import type_name
 from agentim.protocol.textrules import is_blank, utf16_len
 
 T = TypeVar("T")
 MISSING: Final = object()
 Issue = tuple[str, str]  # (path, message)
-
-
-def type_name(value: object) -> str:
-    """zod's `received` names."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "nan" if isinstance(value, float) and math.isnan(value) else "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    return "object"
 
 
 @attrs.frozen(kw_only=True)

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import attrs
 
+from agentim.protocol.jsontypes import type_name
 from agentim.protocol.textrules import utf16_len
 
 MAX_TOKEN_CHARS: Final = 2000
@@ -136,24 +137,12 @@ class _Issue(Exception):
     pass
 
 
-def _type_name(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _string(obj: dict[str, Any], key: str, *, min_len: int = 0, max_len: int | None = None) -> str:
     value = obj.get(key)
     if key not in obj:
         raise _Issue("Required")
     if not isinstance(value, str):
-        raise _Issue(f"Expected string, received {_type_name(value)}")
+        raise _Issue(f"Expected string, received {type_name(value)}")
     if min_len and utf16_len(value) < min_len:
         raise _Issue(f"String must contain at least {min_len} character(s)")
     if max_len is not None and len(value) > max_len // 2 and utf16_len(value) > max_len:
@@ -180,7 +169,7 @@ def _object(obj: dict[str, Any], key: str) -> dict[str, Any]:
     if key not in obj:
         raise _Issue("Required")
     if not isinstance(value, dict):
-        raise _Issue(f"Expected object, received {_type_name(value)}")
+        raise _Issue(f"Expected object, received {type_name(value)}")
     return value
 
 
@@ -189,7 +178,7 @@ def _number(obj: dict[str, Any], key: str) -> int | float:
     if key not in obj:
         raise _Issue("Required")
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _Issue(f"Expected number, received {_type_name(value)}")
+        raise _Issue(f"Expected number, received {type_name(value)}")
     return value
 
 
@@ -198,17 +187,17 @@ def _string_list(obj: dict[str, Any], key: str) -> list[str] | None:
         return None
     value = obj[key]
     if not isinstance(value, list):
-        raise _Issue(f"Expected array, received {_type_name(value)}")
+        raise _Issue(f"Expected array, received {type_name(value)}")
     for item in value:
         if not isinstance(item, str):
-            raise _Issue(f"Expected string, received {_type_name(item)}")
+            raise _Issue(f"Expected string, received {type_name(item)}")
     return value
 
 
 def parse_chunk(value: Any) -> Chunk:
     """A ParsedChunk with unknown keys dropped (realtime.md §2.1)."""
     if not isinstance(value, dict):
-        raise _Issue(f"Expected object, received {_type_name(value)}")
+        raise _Issue(f"Expected object, received {type_name(value)}")
     chunk: Chunk = {
         "type": _enum(value, "type", CHUNK_TYPES),
         "content": _string(value, "content", max_len=MAX_CHUNK_CHARS),
@@ -264,7 +253,7 @@ def _chunks(obj: dict[str, Any]) -> list[Chunk] | None:
         return None
     value = obj["chunks"]
     if not isinstance(value, list):
-        raise _Issue(f"Expected array, received {_type_name(value)}")
+        raise _Issue(f"Expected array, received {type_name(value)}")
     if len(value) > MAX_CHUNKS:
         raise _Issue(f"Array must contain at most {MAX_CHUNKS} element(s)")
     return [parse_chunk(item) for item in value]

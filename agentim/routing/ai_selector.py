@@ -16,6 +16,7 @@ import httpx
 import trio
 
 from agentim.auth.crypto import open_secret
+from agentim.protocol.jsontypes import type_name
 from agentim.protocol.textrules import js_trim
 from agentim.routing.ssrf import PrivateNetworkRefused, check_resolved_address
 from agentim.store.ai_routers import get_room_router
@@ -135,21 +136,9 @@ def build_messages(
     return [{"role": "system", "content": "\n".join(system)}, {"role": "user", "content": user}]
 
 
-def _kind(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
-
-
 def _expect(value: object, kind: str, path: str) -> None:
-    if _kind(value) != kind:
-        raise _Unusable(f"{path}: Expected {kind}, received {_kind(value)}")
+    if type_name(value) != kind:
+        raise _Unusable(f"{path}: Expected {kind}, received {type_name(value)}")
 
 
 def _completion_content(data: object) -> str | None:
