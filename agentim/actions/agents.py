@@ -14,8 +14,7 @@ from typing import Any, Final
 
 import trio
 
-from agentim.actions.room_context import room_context_events
-from agentim.actions.serialize import member_json, room_json
+from agentim.actions.room_context import room_change_events, room_context_events
 from agentim.errors import forbidden, not_found
 from agentim.protocol import gateway as proto
 from agentim.protocol.envelope import dumps
@@ -24,7 +23,7 @@ from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now
 from agentim.routing.streams import Stream
 from agentim.services import Services
-from agentim.store import agents as store, gateways, rooms
+from agentim.store import agents as store, gateways
 from agentim.store.db import Conn, Row
 from agentim.store.kv import KvUnavailable
 
@@ -302,7 +301,7 @@ async def delete_agent(services: Services, *, user_id: str, agent_id: str) -> No
     await _owned_agent(services, user_id, agent_id)
     async with services.db.transaction() as tx:
         room_ids = await store.delete_agent(tx, agent_id, user_id=user_id, now=iso_now())
-        events = [e for room_id in room_ids for e in await _room_change_events(tx, room_id)]
+        events = [e for room_id in room_ids for e in await room_change_events(tx, room_id)]
     await services.events.publish(frame_event(Target.AGENT, agent_id, proto.remove_agent(agent_id)))
     await services.events.publish(control_event(AGENT_REMOVED, agent_id, userId=user_id))
     await _forget_binding(services, agent_id)
@@ -316,20 +315,6 @@ async def _owned_agent(services: Services, user_id: str, agent_id: str) -> Row:
     if row["owner_id"] != user_id:
         raise forbidden("You do not own this agent")
     return row
-
-
-async def _room_change_events(conn: Conn, room_id: str) -> list[Event]:
-    """`server:room_update` for the room, then the room contexts of its agent members."""
-    room = await rooms.get_room(conn, room_id)
-    if room is None:
-        return []
-    members = [member_json(m) for m in await rooms.list_members(conn, room_id)]
-    update = frame_event(
-        Target.ROOM,
-        room_id,
-        {"type": "server:room_update", "room": room_json(room), "members": members},
-    )
-    return [update, *await room_context_events(conn, room_id)]  # fmt: skip
 
 
 async def _forget_binding(services: Services, agent_id: str) -> None:

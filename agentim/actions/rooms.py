@@ -13,11 +13,11 @@ from typing import Any, Final
 
 from agentim.actions.audit import audit
 from agentim.actions.messages import remove_upload_files
-from agentim.actions.room_context import room_context_events
-from agentim.actions.serialize import member_json, room_json
+from agentim.actions.room_context import room_change_events
+from agentim.actions.serialize import room_json
 from agentim.errors import AgentImError, bad_request, conflict, forbidden, not_found
 from agentim.protocol.envelope import dumps
-from agentim.protocol.events import Event, Target, control_event, frame_event
+from agentim.protocol.events import Event, control_event
 from agentim.protocol.ids import new_id
 from agentim.protocol.sanitize import sanitize_text
 from agentim.protocol.timefmt import iso_now
@@ -82,19 +82,6 @@ async def create_room(
     return room_json(row)
 
 
-async def _room_change_events(conn: Conn, room_id: str) -> list[Event]:
-    """`server:room_update` to the room, then `server:room_context` to each agent member."""
-    room = await store.get_room(conn, room_id)
-    if room is None:
-        return []
-    members = [member_json(m) for m in await store.list_members(conn, room_id)]
-    update = frame_event(
-        Target.ROOM, room_id, {"type": "server:room_update", "room": room_json(room),
-                               "members": members},
-    )  # fmt: skip
-    return [update, *await room_context_events(conn, room_id)]
-
-
 async def update_room(
     services: Services, *, user_id: str, ip: str | None, room_id: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
@@ -110,7 +97,7 @@ async def update_room(
             row = await store.update_room(tx, room_id, changes, iso_now())
             if row is None:
                 raise not_found("Room not found")
-            events = await _room_change_events(tx, room_id)
+            events = await room_change_events(tx, room_id)
     except DbError as exc:
         if _router_gone(exc):
             raise conflict("Router no longer exists") from exc
@@ -179,7 +166,7 @@ async def add_member(
             await _check_addable(tx, user_id, member_id, member_type)
             member = (member_id, member_type, role, role_description)
             await store.insert_members(tx, room_id, [member], iso_now())
-            events = await _room_change_events(tx, room_id)
+            events = await room_change_events(tx, room_id)
     except DbError as exc:
         if exc.sqlstate == UNIQUE_VIOLATION:
             raise conflict("Member already in room") from exc
@@ -208,7 +195,7 @@ async def remove_member(
         if room is not None and room["created_by_id"] == member_id:
             raise bad_request("Cannot remove the room creator")
         await store.delete_member(tx, room_id, member_id)
-        events = await _room_change_events(tx, room_id)
+        events = await room_change_events(tx, room_id)
     # Eviction first, so the removed user does not get the room_update (realtime.md §7.5).
     await services.events.publish(room_removed_event(member_id, room_id))
     await _forget_membership_cache(services, member_id, room_id)

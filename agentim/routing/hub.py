@@ -17,7 +17,7 @@ import trio
 from agentim.errors import ErrorCode
 from agentim.protocol.events import Event, Target
 from agentim.protocol.ids import new_id
-from agentim.ws.transport import text_frame
+from agentim.protocol.wsframes import text_frame
 
 log = logging.getLogger("Connections")
 

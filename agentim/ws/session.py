@@ -21,9 +21,10 @@ import trio
 from agentim.metrics import Metrics
 from agentim.protocol.envelope import dumps
 from agentim.protocol.ids import new_id
+from agentim.protocol.wsframes import text_frame
 from agentim.routing.hub import Hub
 from agentim.routing.outbox import Outbox
-from agentim.ws.transport import Binary, ConnectionClosed, TooLarge, text_frame
+from agentim.ws.transport import Binary, ConnectionClosed, TooLarge
 
 log = logging.getLogger("Connections")
 

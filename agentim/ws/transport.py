@@ -19,13 +19,21 @@ from wsproto.events import AcceptConnection, RejectConnection, Request
 from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from agentim.protocol.wsframes import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_CONTINUATION,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    frame,
+)
+
 RECEIVE_BYTES: Final = 65536
 HARD_CAP_FACTOR: Final = 4  # beyond limit × this the peer is abusive: close 1009
 CLOSE_GRACE_S: Final = 2.0
 MAX_CONTROL_PAYLOAD: Final = 125  # RFC 6455 §5.5
 _SEND_ERRORS: Final = (trio.BrokenResourceError, trio.ClosedResourceError)
-_OP_CONTINUATION, _OP_TEXT, _OP_BINARY = 0x0, 0x1, 0x2
-_OP_CLOSE, _OP_PING, _OP_PONG = 0x8, 0x9, 0xA
 
 
 class ConnectionClosed(Exception):
@@ -76,24 +84,9 @@ FrameEvent = Incoming | PingFrame | PongFrame | CloseFrame | ProtocolError
 PONG: Final = PongFrame()
 
 
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """One unmasked FIN frame (RFC 6455 §5.2)."""
-    length = len(payload)
-    if length < 126:
-        return bytes((0x80 | opcode, length)) + payload
-    if length < 65536:
-        return bytes((0x80 | opcode, 126)) + struct.pack("!H", length) + payload
-    return bytes((0x80 | opcode, 127)) + struct.pack("!Q", length) + payload
-
-
-def text_frame(payload: bytes) -> bytes:
-    """One unmasked FIN text frame carrying UTF-8 `payload`."""
-    return _frame(_OP_TEXT, payload)
-
-
 def close_frame(code: int, reason: str = "") -> bytes:
     payload = struct.pack("!H", code) + reason.encode()[: MAX_CONTROL_PAYLOAD - 2]
-    return _frame(_OP_CLOSE, payload)
+    return frame(OP_CLOSE, payload)
 
 
 def unmask(payload: bytes | bytearray, mask: bytes) -> bytes:
@@ -171,13 +164,13 @@ class FrameReader:
         if buf[0] & 0x70 or not buf[1] & 0x80:
             return ProtocolError(1002, "Unmasked frame or reserved bits set")
         if opcode & 0x8:
-            if opcode not in (_OP_CLOSE, _OP_PING, _OP_PONG) or not fin:
+            if opcode not in (OP_CLOSE, OP_PING, OP_PONG) or not fin:
                 return ProtocolError(1002, "Invalid control frame")
             if length > MAX_CONTROL_PAYLOAD:
                 return ProtocolError(1002, "Control frame too long")
-        elif opcode not in (_OP_CONTINUATION, _OP_TEXT, _OP_BINARY):
+        elif opcode not in (OP_CONTINUATION, OP_TEXT, OP_BINARY):
             return ProtocolError(1002, "Unknown opcode")
-        elif (opcode == _OP_CONTINUATION) != (self._kind is not None):
+        elif (opcode == OP_CONTINUATION) != (self._kind is not None):
             return ProtocolError(1002, "Unexpected continuation state")
         return fin, opcode, length, start + 4  # the mask follows the length
 
@@ -193,9 +186,9 @@ class FrameReader:
         payload = self._payload(length, start)
         if payload is None:
             return False
-        if opcode == _OP_PING:
+        if opcode == OP_PING:
             events.append(PingFrame(payload))
-        elif opcode == _OP_PONG:
+        elif opcode == OP_PONG:
             events.append(PONG)
         else:
             events.append(_close_event(payload))
@@ -242,7 +235,7 @@ class FrameReader:
         self._reset()
         if size > self._max:
             events.append(TooLarge(size))
-        elif kind == _OP_BINARY:
+        elif kind == OP_BINARY:
             events.append(Binary(data))
         else:
             try:
@@ -327,7 +320,7 @@ class WsConnection:
                 self._pending.append(event)
             elif isinstance(event, PingFrame):
                 if self.on_control is not None:
-                    self.on_control(_frame(_OP_PONG, event.payload))
+                    self.on_control(frame(OP_PONG, event.payload))
             elif isinstance(event, PongFrame):
                 self.pongs += 1
             elif isinstance(event, CloseFrame):

@@ -8,6 +8,7 @@ from hypothesis import given, strategies as st
 from wsproto.connection import Connection, ConnectionType
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
+from agentim.protocol.wsframes import text_frame
 from agentim.ws.transport import (
     PONG,
     Binary,
@@ -17,7 +18,6 @@ from agentim.ws.transport import (
     ProtocolError,
     TooLarge,
     close_frame,
-    text_frame,
     unmask,
 )
 

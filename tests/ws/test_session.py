@@ -14,6 +14,7 @@ from wsproto.events import (
     TextMessage,
 )
 
+from agentim.protocol.wsframes import text_frame
 from agentim.routing.hub import Hub
 from agentim.routing.outbox import Outbox
 from agentim.ws import transport
@@ -29,7 +30,7 @@ class EchoEndpoint:
     async def handle(self, session: Session, message: Incoming) -> None:
         if message == "auth":
             session.authenticate("u1", "user")
-        session.send_nowait(transport.text_frame(str(message).encode()))
+        session.send_nowait(text_frame(str(message).encode()))
 
     async def on_close(self, session: Session) -> None:
         self.closed.set()
@@ -145,7 +146,7 @@ async def test_close_soon_sends_the_error_after_queued_frames(nursery: trio.Nurs
     await peer.send_text("auth")
     assert [e.data for e in await peer.events() if isinstance(e, TextMessage)] == ["auth"]
     session = next(iter(hub.sessions.values()))
-    session.send_nowait(transport.text_frame(b"queued"))
+    session.send_nowait(text_frame(b"queued"))
     session.close_soon(1008, "Session revoked", error={"code": "X", "message": "y"})
     texts: list[str] = []
     while True:
@@ -186,7 +187,7 @@ async def test_peer_ping_close_and_protocol_errors_get_their_replies(
         await endpoint.closed.wait()
 
     broken = await _open(nursery, hub, EchoEndpoint())
-    await broken.stream.send_all(transport.text_frame(b"unmasked"))  # servers' frames are
+    await broken.stream.send_all(text_frame(b"unmasked"))  # servers' frames are
     close = await broken.wait_close()
     assert (close.code, close.reason) == (1002, "Unmasked frame or reserved bits set")
 
