@@ -12,6 +12,8 @@ import asyncpg
 import trio
 import triopg
 
+from agentim.store.lane import ConnectionLane
+
 log = logging.getLogger("DB")
 
 Row = Mapping[str, Any]
@@ -57,9 +59,12 @@ class _Wrapped:
     def __init__(self, target: Any) -> None:
         self._target = target
 
+    async def _run(self, method: str, *args: Any) -> Any:
+        return await getattr(self._target, method)(*args)
+
     async def _call(self, method: str, *args: Any) -> Any:
         try:
-            return await getattr(self._target, method)(*args)
+            return await self._run(method, *args)
         except asyncpg.PostgresError as exc:
             raise _logged(DbError(getattr(exc, "sqlstate", None), str(exc))) from exc
         except (OSError, asyncpg.InterfaceError) as exc:
@@ -82,12 +87,17 @@ class _Wrapped:
 
 
 class Database(_Wrapped):
-    """The pool; its fetch methods each borrow a connection for one statement."""
+    """The pool; its fetch methods each run one statement on a lane connection (lane.py)."""
 
-    def __init__(self, pool: Any, url: str) -> None:
+    def __init__(self, pool: Any, url: str, *, lane_size: int = 1) -> None:
         super().__init__(pool)
         self._pool = pool
+        # triopg keeps the asyncpg pool it wraps here; the lane borrows from that same pool
+        self.lane = ConnectionLane(pool._asyncpg_pool, lane_size)
         self.url = url
+
+    async def _run(self, method: str, *args: Any) -> Any:
+        return await self.lane.call(method, *args)
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
@@ -141,9 +151,11 @@ async def _connect_with_retry(url: str, pool_size: int) -> Any:
 async def open_database(url: str, *, pool_size: int) -> AsyncIterator[Database]:
     """Connect (3 tries, 1 s apart) and yield the pool; closed on exit."""
     pool = await _connect_with_retry(url, pool_size)
+    db = Database(pool, url, lane_size=max(1, pool_size // 2))
     try:
-        yield Database(pool, url)
+        yield db
     finally:
         with trio.move_on_after(5, shield=True):
+            await db.lane.aclose()
             await pool.__aexit__(None, None, None)
         log.info("Database connection closed")
