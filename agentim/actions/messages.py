@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final
 
+import attrs
 import trio
 
 from agentim.actions.audit import audit
@@ -33,6 +34,24 @@ MAX_REACTIONS_PER_USER: Final = 20  # per message (api.md §7.6)
 NOT_A_MEMBER: Final = "Not a member of this room"
 
 
+@attrs.frozen
+class Draft:
+    """A user's message as the socket sent it (realtime.md §2.2 client:send_message)."""
+
+    room_id: str
+    content: str
+    reply_to_id: str | None = None
+    attachment_ids: list[str] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class Sent:
+    """A stored and broadcast user message, with what routing needs of its room."""
+
+    message: dict[str, Any]  # as broadcast (sanitized content, parsed mentions)
+    agents: list[dict[str, Any]]  # the room's agent members when it was stored
+
+
 async def send_message(
     services: Services, *, user_id: str, username: str, room_id: str, content: str,
     reply_to_id: str | None, attachment_ids: list[str],
@@ -45,32 +64,98 @@ async def send_message(
     Raises:
         AgentImError: 404 ROOM_NOT_FOUND, 403 NOT_A_MEMBER, or 500 INTERNAL_ERROR on a DB error.
     """
-    content = sanitize_content(content)
-    mentions = parse_mentions(content)
-    message_id, now = new_id(), iso_now()
+    draft = Draft(room_id, content, reply_to_id, attachment_ids)
+    return (await send_one(services, user_id=user_id, username=username, draft=draft)).message
+
+
+async def send_one(services: Services, *, user_id: str, username: str, draft: Draft) -> Sent:
+    """send_message, returning the room's agent members too (one round trip for both)."""
+    item = _new_message(draft)
     try:
         outcome = await store.insert_user_message(
-            services.db, message_id=message_id, room_id=room_id, user_id=user_id,
-            username=username, content=content, reply_to_id=reply_to_id, mentions=mentions,
-            attachment_ids=attachment_ids, now=now,
+            services.db, message_id=item.message_id, room_id=item.room_id, user_id=user_id,
+            username=username, content=item.content, reply_to_id=item.reply_to_id,
+            mentions=item.mentions, attachment_ids=draft.attachment_ids, now=item.now,
         )  # fmt: skip
     except DbError as exc:
-        log.error("Transaction error in handleSendMessage: %s", exc)
-        raise AgentImError(500, "Failed to send message", code=ErrorCode.INTERNAL_ERROR) from exc
+        raise _send_failed(exc) from exc
+    sent = _accepted(item, outcome, user_id, username)
+    services.metrics.messages_total.inc(type="text")
+    await services.events.publish(_new_message_event(sent))
+    return sent
+
+
+async def send_many(
+    services: Services, *, user_id: str, username: str, drafts: list[Draft]
+) -> list[Sent | AgentImError]:
+    """Several messages of one sender (a burst off one socket) in one statement, then their
+    events in one pipelined publish; each keeps its own outcome, in order.
+
+    Drafts with attachments go through `send_one` (the caller keeps them out of bursts).
+    """
+    if len(drafts) <= 1:
+        return [await _send_alone(services, user_id, username, d) for d in drafts]
+    items = [_new_message(draft) for draft in drafts]
+    try:
+        outcomes = await store.insert_user_messages(
+            services.db, user_id=user_id, username=username, messages=items
+        )
+    except DbError:
+        # one bad row (a reply to a missing message) fails the statement: each alone, then
+        return [await _send_alone(services, user_id, username, draft) for draft in drafts]
+    results: list[Sent | AgentImError] = []
+    for item, outcome in zip(items, outcomes, strict=True):
+        try:
+            results.append(_accepted(item, outcome, user_id, username))
+        except AgentImError as exc:
+            results.append(exc)
+    sent = [r for r in results if isinstance(r, Sent)]
+    services.metrics.messages_total.inc(len(sent), type="text")
+    await services.events.publish_all([_new_message_event(s) for s in sent])
+    return results
+
+
+async def _send_alone(
+    services: Services, user_id: str, username: str, draft: Draft
+) -> Sent | AgentImError:
+    try:
+        return await send_one(services, user_id=user_id, username=username, draft=draft)
+    except AgentImError as exc:
+        return exc
+
+
+def _new_message(draft: Draft) -> store.NewMessage:
+    content = sanitize_content(draft.content)
+    return store.NewMessage(
+        new_id(), draft.room_id, content, draft.reply_to_id, parse_mentions(content), iso_now()
+    )
+
+
+def _send_failed(exc: DbError) -> AgentImError:
+    log.error("Transaction error in handleSendMessage: %s", exc)
+    return AgentImError(500, "Failed to send message", code=ErrorCode.INTERNAL_ERROR)
+
+
+def _accepted(item: store.NewMessage, outcome: store.SendOutcome, user_id: str,
+              username: str) -> Sent:  # fmt: skip
+    """The broadcast message, or the refusal (404 ROOM_NOT_FOUND, 403 NOT_A_MEMBER) raised."""
     if not outcome.room_found:
         raise AgentImError(404, "Room not found", code=ErrorCode.ROOM_NOT_FOUND)
     if not outcome.inserted:
         raise AgentImError(403, "You are not a member of this room", code=ErrorCode.NOT_A_MEMBER)
     message = new_message_json(
-        message_id=message_id, room_id=room_id, sender_id=user_id, sender_name=username,
-        content=content, reply_to_id=reply_to_id, mentions=mentions,
-        attachments=outcome.attachments, created_at=now,
+        message_id=item.message_id, room_id=item.room_id, sender_id=user_id,
+        sender_name=username, content=item.content, reply_to_id=item.reply_to_id,
+        mentions=item.mentions, attachments=outcome.attachments, created_at=item.now,
     )  # fmt: skip
-    services.metrics.messages_total.inc(type="text")
-    await services.events.publish(
-        frame_event(Target.ROOM, room_id, {"type": "server:new_message", "message": message})
+    return Sent(message, outcome.agents)
+
+
+def _new_message_event(sent: Sent) -> Event:
+    message = sent.message
+    return frame_event(
+        Target.ROOM, message["roomId"], {"type": "server:new_message", "message": message}
     )
-    return message
 
 
 def _require_member(row: Row | None) -> Row:

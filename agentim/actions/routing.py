@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
 import trio
 
+from agentim.actions.messages import Sent
 from agentim.protocol import gateway as proto
 from agentim.protocol.events import Target, frame_event
 from agentim.protocol.ids import new_id
@@ -49,13 +50,17 @@ VISITED_TTL_WHOLE_S: Final = int(VISITED_TTL_S)  # EXPIRE takes whole seconds
 
 # entry points: sockets' reader tasks ---------------------------------------------------------
 # Async by contract (the client endpoint awaits it), though it only queues the hop.
-async def route_user_message(services: Services, message: dict[str, Any]) -> None:  # noqa: ASYNC124
+async def route_user_message(services: Services, sent: Sent) -> None:  # noqa: ASYNC124
     """Start a conversation for a stored and broadcast user message; returns at once.
 
-    Args:
-        message: the `server:new_message` message (sanitized content, parsed mentions).
+    The room's agent members came with the insert: a room without agents needs no router.
     """
-    services.conversations.route(Hop(new_id(), message))
+    members = tuple(_member(row) for row in sent.agents)
+    hop = Hop(new_id(), sent.message, members=members)
+    if not members:
+        _log_decision(hop, nobody("no agent members"), quiet=True)
+        return
+    services.conversations.route(hop)
 
 
 def route_agent_message(
@@ -84,7 +89,9 @@ async def handle_hop(services: Services, hop: Hop) -> None:
 # user messages (§3.3, §3.4) ------------------------------------------------------------------
 async def _route_user_message(services: Services, hop: Hop) -> None:
     message = hop.message
-    members = await _members(services, message["roomId"])
+    members = (
+        hop.members if hop.members is not None else await _members(services, message["roomId"])
+    )
     targets = choose_targets(message["mentions"], members)
     if members and not targets.agent_ids:
         targets = await _broadcast(services, message, members)
@@ -232,10 +239,11 @@ class VisitedCheck:
 
 # shared --------------------------------------------------------------------------------------
 async def _members(services: Services, room_id: str) -> list[AgentMember]:
-    rows = await agents.list_room_agents(services.db, room_id)
-    return [
-        AgentMember(r["id"], r["name"], r["status"], r["connection_type"], r["type"]) for r in rows
-    ]
+    return [_member(row) for row in await agents.list_room_agents(services.db, room_id)]
+
+
+def _member(row: Mapping[str, Any]) -> AgentMember:
+    return AgentMember(row["id"], row["name"], row["status"], row["connection_type"], row["type"])
 
 
 async def _router(services: Services, room_id: str) -> RouterConfig | None:

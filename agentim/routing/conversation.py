@@ -14,6 +14,7 @@ import httpx
 import trio
 
 from agentim.routing.ai_selector import new_llm_client
+from agentim.routing.dispatch import AgentMember
 from agentim.routing.fallback import RoutingFallback
 
 log = logging.getLogger("Routing")
@@ -39,14 +40,17 @@ class Hop:
     """One message to route within a conversation.
 
     `message` is the stored message as broadcast (`id`, `roomId`, `senderId`, `senderName`,
-    `content`, `mentions`). `sender_agent_id` is None for the user message that starts a
-    conversation; for an agent reply it is the replying agent and `depth` the gateway's depth.
+    `content`, `mentions`). `members`, when known, are the room's agent members as stored with
+    the message (routing then skips that query). `sender_agent_id` is None for the user
+    message that starts a conversation; for an agent reply it is the replying agent and `depth`
+    the gateway's depth.
     """
 
     conversation_id: str
     message: dict[str, Any]
     depth: int = 0
     sender_agent_id: str | None = None
+    members: tuple[AgentMember, ...] | None = None  # the room's agents when it was stored
 
 
 HopHandler = Callable[[Hop], Awaitable[None]]

@@ -18,6 +18,7 @@ from agentim.errors import ErrorCode
 from agentim.protocol.events import Event, Target
 from agentim.protocol.ids import new_id
 from agentim.protocol.wsframes import text_frame
+from agentim.routing.flush import Flusher
 
 log = logging.getLogger("Connections")
 
@@ -60,15 +61,15 @@ class WindowCounters:
         self._counts: dict[str, tuple[int, float]] = {}
         self.in_use = False  # set while Redis is down, so the outage is logged once
 
-    def hit(self, key: str, window_s: float) -> int:
+    def hit(self, key: str, window_s: float, hits: int = 1) -> int:
         now = time.monotonic()
         count, expires = self._counts.get(key, (0, now + window_s))
         if expires <= now:
             count, expires = 0, now + window_s
         if len(self._counts) >= FALLBACK_MAX_KEYS:
             self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
-        self._counts[key] = (count + 1, expires)
-        return count + 1
+        self._counts[key] = (count + hits, expires)
+        return count + hits
 
 
 class Hub:
@@ -91,12 +92,14 @@ class Hub:
         self._background: set[str] = set()
         self._keepalive: dict[float, dict[str, KeepAlive]] = {}  # interval → sessions
         self.delivered = 0
+        self.flusher = Flusher()
 
     async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery of conversations, timers and background tasks until cancelled."""
         try:
             async with trio.open_nursery() as nursery:
                 self.conversations = nursery
+                nursery.start_soon(self.flusher.run)
                 task_status.started(self)
                 await trio.sleep_forever()
         finally:

@@ -45,6 +45,32 @@ class Outbox:
         self._frames.append(frame)
         self._wake()
 
+    def queue_nowait(self, frame: bytes) -> None:
+        """As `send_nowait`, without waking the writer: the caller flushes or wakes it later."""
+        if self._closed:
+            raise trio.ClosedResourceError
+        if len(self._frames) >= self.max_frames:
+            raise trio.WouldBlock
+        self._frames.append(frame)
+
+    @property
+    def writer_parked(self) -> bool:
+        """The writer waits for frames: it is not writing, so the socket may be written now."""
+        return self._waiter is not None
+
+    def take(self) -> list[bytes]:
+        """Every queued frame, for a direct write while the writer is parked."""
+        frames, self._frames = self._frames, []
+        return frames
+
+    def put_back(self, data: bytes) -> None:
+        """What a direct write left unsent goes first, for the writer."""
+        self._frames.insert(0, data)
+
+    def wake(self) -> None:
+        """Have the writer take what is queued (or see the close)."""
+        self._wake()
+
     def force_nowait(self, frame: bytes) -> None:
         """Queue a last frame past the bound (the error that precedes a close)."""
         if not self._closed:

@@ -39,8 +39,8 @@ CLOSE_TIMEOUT_S: Final = 2.0  # closing the clients on shutdown
 EVENTS_CHANNEL: Final = "agentim:events"
 # One atomic step: INCR, and EXPIRE only on the first hit, so windows are fixed (api.md §2.4).
 _INCR_WINDOW_LUA: Final = """
-local count = redis.call('INCR', KEYS[1])
-if count == 1 then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
+local count = redis.call('INCRBY', KEYS[1], ARGV[2])
+if count == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return {count, redis.call('TTL', KEYS[1])}
 """
 _INCR_WINDOW_SHA: Final = hashlib.sha1(_INCR_WINDOW_LUA.encode()).hexdigest()
@@ -168,26 +168,30 @@ class Kv:
     async def ttl(self, name: str) -> int:
         return int(await self._call(self._client.ttl, self.key(name)))
 
-    async def incr_window(self, name: str, window_s: int) -> tuple[int, int]:
-        """Count one hit in a fixed window; returns (count, ttl seconds)."""
+    async def incr_window(self, name: str, window_s: int, hits: int = 1) -> tuple[int, int]:
+        """Count `hits` in a fixed window (the first hit starts it); returns (count, ttl s)."""
         if self._native is None:
-            count, ttl = await self._call(self._incr_window, keys=[self.key(name)], args=[window_s])
+            count, ttl = await self._call(
+                self._incr_window, keys=[self.key(name)], args=[window_s, hits]
+            )
             return int(count), int(ttl)
-        reply = await self._native_script(self._native, self.key(name), window_s)
+        reply = await self._native_script(self._native, self.key(name), window_s, hits)
         if not (isinstance(reply, list) and len(reply) == 2):
             raise KvUnavailable(f"unexpected reply to the window script: {reply!r}")
         return _as_int(reply[0]), _as_int(reply[1])
 
-    async def _native_script(self, pool: resp.Pool, key: str, window_s: int) -> resp.Reply:
+    async def _native_script(
+        self, pool: resp.Pool, key: str, window_s: int, hits: int
+    ) -> resp.Reply:
         """EVALSHA, and EVAL once if the server does not have the script cached (NOSCRIPT)."""
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 try:
-                    return await pool.call("EVALSHA", _INCR_WINDOW_SHA, 1, key, window_s)
+                    return await pool.call("EVALSHA", _INCR_WINDOW_SHA, 1, key, window_s, hits)
                 except resp.RespError as exc:
                     if not str(exc).startswith("NOSCRIPT"):
                         raise
-                return await pool.call("EVAL", _INCR_WINDOW_LUA, 1, key, window_s)
+                return await pool.call("EVAL", _INCR_WINDOW_LUA, 1, key, window_s, hits)
         except _NATIVE_FAILURES as exc:
             raise KvUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -219,6 +223,21 @@ class Kv:
             await self._call(self._client.publish, self.key(channel), payload)
         else:
             await self._native_call(self._native, "PUBLISH", self.key(channel), payload)
+
+    async def publish_many(self, channel: str, payloads: list[bytes]) -> None:
+        """PUBLISH each payload, in order, in one round trip (pipelined)."""
+        if self._native is None:
+            for payload in payloads:
+                await self._call(self._client.publish, self.key(channel), payload)
+            return
+        commands: list[tuple[resp.Arg, ...]] = [
+            ("PUBLISH", self.key(channel), payload) for payload in payloads
+        ]
+        try:
+            with trio.fail_after(COMMAND_TIMEOUT_S):
+                await self._native.call_many(commands)
+        except _NATIVE_FAILURES as exc:
+            raise KvUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 def _as_int(reply: resp.Reply) -> int:

@@ -15,6 +15,14 @@ _IS_MEMBER: Final = (
     "(r.created_by_id = $2 OR EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = r.id "
     "AND rm.member_id = $2 AND rm.member_type = 'user'))"
 )
+# The room's agent members that have an agent row, in member-row order: what routing needs,
+# fetched with the insert so a message costs one round trip (agents.list_room_agents' query).
+_ROOM_AGENTS: Final = (
+    "SELECT json_agg(json_build_object('id', a.id, 'name', a.name, 'status', a.status, "
+    "'type', a.type, 'connection_type', a.connection_type) ORDER BY m.position) "
+    "FROM (SELECT member_id, row_number() OVER () AS position FROM room_members "
+    "WHERE room_id = {room} AND member_type = 'agent') m JOIN agents a ON a.id = m.member_id"
+)
 # realtime.md §3.1 step 4 as one statement (one round trip on the hot path): the room check,
 # the membership check, the insert and the attachment links. The UPDATE runs only when the
 # INSERT did; the FK from attachments to the new message is checked at the statement's end.
@@ -36,7 +44,32 @@ SELECT (SELECT count(*) FROM room) AS room_found,
        (SELECT count(*) FROM ins) AS inserted,
        (SELECT json_agg(json_build_object('id', id, 'message_id', message_id,
                 'filename', filename, 'mime_type', mime_type, 'size', size, 'url', url)
-                ORDER BY created_at, id) FROM att) AS attachments
+                ORDER BY created_at, id) FROM att) AS attachments,
+       CASE WHEN EXISTS (SELECT 1 FROM ins) THEN ({_ROOM_AGENTS.format(room="$3")}) END AS agents
+"""
+# Several messages of one sender in one statement (a burst read off one socket): each row is
+# checked as _SEND checks one, and the rows come back in input order. No attachments here.
+_SEND_MANY: Final = f"""
+WITH input AS (
+    SELECT * FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
+        WITH ORDINALITY AS i(id, room_id, content, reply_to_id, mentions, created_at, n)
+), checked AS (
+    SELECT i.*, r.id IS NOT NULL AS room_found,
+           r.id IS NOT NULL AND {_IS_MEMBER} AS allowed
+    FROM input i LEFT JOIN rooms r ON r.id = i.room_id
+), ins AS (
+    INSERT INTO messages (id, room_id, sender_id, sender_type, sender_name, type, content,
+                          reply_to_id, mentions, created_at)
+    SELECT id, room_id, $2, 'user', $1, 'text', content, reply_to_id, mentions, created_at
+    FROM checked WHERE allowed ORDER BY n
+    RETURNING room_id
+), room_agents AS (
+    SELECT r.room_id, ({_ROOM_AGENTS.format(room="r.room_id")}) AS agents
+    FROM (SELECT DISTINCT room_id FROM ins) r
+)
+SELECT c.room_found, c.allowed AS inserted, ra.agents
+FROM checked c LEFT JOIN room_agents ra ON ra.room_id = c.room_id AND c.allowed
+ORDER BY c.n
 """
 
 
@@ -45,6 +78,20 @@ class SendOutcome:
     room_found: bool
     inserted: bool
     attachments: list[dict[str, Any]]
+    # the room's agent members (id, name, status, type, connection_type) when inserted
+    agents: list[dict[str, Any]] = attrs.field(factory=list)
+
+
+@attrs.frozen
+class NewMessage:
+    """One text message of a burst, as insert_user_messages takes it."""
+
+    message_id: str
+    room_id: str
+    content: str
+    reply_to_id: str | None
+    mentions: list[str]
+    now: str
 
 
 async def insert_user_message(
@@ -59,12 +106,42 @@ async def insert_user_message(
     """
     row = await conn.fetchrow(
         _SEND, message_id, user_id, room_id, username, content, reply_to_id,
-        json.dumps(mentions, separators=(",", ":"), ensure_ascii=False), now,
+        _mentions_json(mentions), now,
         list(attachment_ids),
     )  # fmt: skip
     assert row is not None  # the final SELECT always yields one row
     linked = json.loads(row["attachments"]) if row["attachments"] else []
-    return SendOutcome(bool(row["room_found"]), bool(row["inserted"]), linked)
+    return SendOutcome(
+        bool(row["room_found"]), bool(row["inserted"]), linked, _agents(row["agents"])
+    )
+
+
+async def insert_user_messages(
+    conn: Conn, *, user_id: str, username: str, messages: Sequence[NewMessage]
+) -> list[SendOutcome]:
+    """insert_user_message for several messages (without attachments) in one statement.
+
+    Returns:
+        One outcome per message, in order. A failing row (a bad reply id) fails them all.
+    """
+    rows = await conn.fetch(
+        _SEND_MANY, username, user_id,
+        [m.message_id for m in messages], [m.room_id for m in messages],
+        [m.content for m in messages], [m.reply_to_id for m in messages],
+        [_mentions_json(m.mentions) for m in messages], [m.now for m in messages],
+    )  # fmt: skip
+    return [
+        SendOutcome(bool(r["room_found"]), bool(r["inserted"]), [], _agents(r["agents"]))
+        for r in rows
+    ]
+
+
+def _mentions_json(mentions: list[str]) -> str:
+    return json.dumps(mentions, separators=(",", ":"), ensure_ascii=False)
+
+
+def _agents(value: str | None) -> list[dict[str, Any]]:
+    return list(json.loads(value)) if value else []
 
 
 async def get_message_for_member(conn: Conn, message_id: str, user_id: str) -> Row | None:

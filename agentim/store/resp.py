@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import socket
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Final, TypeAlias
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -238,6 +238,10 @@ class Connection:
     async def send(self, *args: Arg) -> None:
         await self._stream.send_all(encode(*args))
 
+    async def send_raw(self, data: bytes) -> None:
+        """Encoded commands (see `encode`), several at once for a pipeline."""
+        await self._stream.send_all(data)
+
     async def _receive(self) -> None:
         data = await self._stream.receive_some(RECEIVE_BYTES)
         if not data:
@@ -303,11 +307,21 @@ class Pool:
 
     async def call(self, *args: Arg) -> Reply:
         """One command on a pooled connection; error replies raise RespError."""
+        (reply,) = await self.call_many([args])
+        if isinstance(reply, RespError):
+            raise reply
+        return reply
+
+    async def call_many(self, commands: Sequence[Sequence[Arg]]) -> list[Reply]:
+        """Commands pipelined on one connection (one write, then every reply, in order).
+
+        Error replies are returned, not raised: the others still ran.
+        """
         async with self._slots:
             conn = await self._acquire()
             try:
-                await conn.send(*args)
-                reply = await conn.read_reply()
+                await conn.send_raw(b"".join(encode(*args) for args in commands))
+                replies = [await conn.read_reply() for _ in commands]
             except BaseException:  # cancelled or broken mid-call: the stream is out of step
                 with trio.move_on_after(DISCARD_TIMEOUT_S, shield=True):
                     await self._discard(conn)
@@ -316,9 +330,7 @@ class Pool:
                 await self._discard(conn)
             else:
                 self._idle.append(conn)
-        if isinstance(reply, RespError):
-            raise reply
-        return reply
+        return replies
 
     async def aclose(self) -> None:
         """Close idle connections now and busy ones when their call returns."""

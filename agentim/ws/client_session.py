@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
 from agentim.actions import generation, permissions, presence, typing
-from agentim.actions.messages import send_message
+from agentim.actions.messages import Draft, send_many, send_one
 from agentim.actions.routing import route_user_message
 from agentim.auth.revocation import revoked_cutoff
 from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
@@ -52,59 +52,98 @@ class ClientEndpoint:
         self.auth_attempts = 0
 
     async def handle(self, session: Session, raw: Incoming) -> None:
-        message = self._decode(session, raw)
-        if message is None:
-            return
+        await self.handle_batch(session, [raw])
+
+    async def handle_batch(self, session: Session, raws: list[Incoming]) -> None:
+        """Frames in order; a run of plain `client:send_message` frames is stored as a burst
+        (one statement, one pipelined publish), still answered and broadcast in order."""
+        burst: list[proto.ClientSendMessage] = []
+        for raw in raws:
+            decoded = self._decode(raw)
+            if isinstance(decoded, proto.ClientSendMessage) and _burstable(session, decoded):
+                burst.append(decoded)
+                continue
+            await self._send_burst(session, burst)
+            burst = []
+            if session.close_request is not None:
+                return
+            if isinstance(decoded, tuple):
+                _error(session, *decoded)
+            else:
+                await self._dispatch(session, decoded)
+        await self._send_burst(session, burst)
+
+    async def _dispatch(self, session: Session, message: proto.ClientMessage) -> None:
         if not isinstance(message, _UNLIMITED):
             if not session.authenticated:
                 _error(session, ErrorCode.NOT_AUTHENTICATED)
                 return
-            if await self._rate_limited(session.user_id):
+            if await self._allowance(session.user_id, 1) < 1:
                 _error(session, ErrorCode.RATE_LIMITED)
                 return
         try:
             await HANDLERS[type(message)](self, session, message)
         except AgentImError as exc:
-            code = exc.code or ErrorCode.INTERNAL_ERROR
-            _error(session, code, exc.message if exc.code else None)
+            _refused(session, exc)
         except Exception as exc:
             kind = _TYPES.get(type(message), "?")
             log.error("Error handling client message %s: %s", kind, exc, exc_info=True)
             _error(session, ErrorCode.INTERNAL_ERROR)
 
-    def _decode(self, session: Session, raw: Incoming) -> proto.ClientMessage | None:
-        """The typed message, or None after answering the frame's error."""
+    def _decode(self, raw: Incoming) -> proto.ClientMessage | tuple[ErrorCode, str | None]:
+        """The typed message, or the error code (and text) to answer the frame with."""
         if isinstance(raw, TooLarge):
-            _error(session, ErrorCode.MESSAGE_TOO_LARGE)
-            return None
+            return ErrorCode.MESSAGE_TOO_LARGE, None
         if isinstance(raw, Binary):
-            _error(session, ErrorCode.INVALID_JSON)  # the reference parses "[object ArrayBuffer]"
-            return None
+            return ErrorCode.INVALID_JSON, None  # the reference parses "[object ArrayBuffer]"
         parsed = parse_frame(raw, max_depth=CLIENT_MAX_DEPTH, max_collection=CLIENT_MAX_COLLECTION)
         if isinstance(parsed, FrameError):
-            _error(session, *_FRAME_ERRORS[parsed])
-            return None
+            return _FRAME_ERRORS[parsed]
         message = proto.decode_client(parsed, max_content=self.services.settings.max_message_length)
         if message is None:
-            _error(session, ErrorCode.INVALID_MESSAGE)
+            return ErrorCode.INVALID_MESSAGE, None
         return message
 
-    async def _rate_limited(self, user_id: str) -> bool:
-        """CLIENT_RATE_LIMIT_MAX frames per window per user, counted in Redis (all processes).
+    async def _allowance(self, user_id: str, hits: int) -> int:
+        """How many of `hits` frames the per-user limit lets through (CLIENT_RATE_LIMIT_MAX per
+        window, counted in Redis for all processes).
 
         With Redis down, each process counts alone (D16 overrides the reference's fail-closed).
         """
         settings, key = self.services.settings, f"ws:rate:{user_id}"
         fallback = self.services.hub.fallback_counters
         try:
-            count, _ = await self.services.kv.incr_window(key, settings.client_rate_limit_window)
+            count, _ = await self.services.kv.incr_window(
+                key, settings.client_rate_limit_window, hits
+            )
             fallback.in_use = False
         except KvUnavailable:
             if not fallback.in_use:
                 log.warning("Redis unavailable for WS rate limiting, using per-process counters")
                 fallback.in_use = True
-            count = fallback.hit(key, settings.client_rate_limit_window)
-        return count > settings.client_rate_limit_max
+            count = fallback.hit(key, settings.client_rate_limit_window, hits)
+        return max(0, min(hits, settings.client_rate_limit_max - (count - hits)))
+
+    async def _send_burst(self, session: Session, burst: list[proto.ClientSendMessage]) -> None:
+        """Store and broadcast the messages the rate limit allows; RATE_LIMITED for the rest."""
+        if not burst or session.close_request is not None:
+            return
+        allowed = await self._allowance(session.user_id, len(burst))
+        drafts = [Draft(m.room_id, m.content, m.reply_to_id) for m in burst[:allowed]]
+        try:
+            results = await send_many(
+                self.services, user_id=session.user_id, username=session.username, drafts=drafts
+            )
+        except Exception as exc:
+            log.error("Error handling client message client:send_message: %s", exc, exc_info=True)
+            results = [AgentImError(500, "Internal error")] * len(drafts)
+        for result in results:
+            if isinstance(result, AgentImError):
+                _refused(session, result)
+            else:
+                await route_user_message(self.services, result)  # queues a hop; never waits
+        for _ in range(len(burst) - allowed):
+            _error(session, ErrorCode.RATE_LIMITED)
 
     async def on_close(self, session: Session) -> None:
         """Typing stops in each joined room; presence goes offline after the grace period."""
@@ -215,12 +254,13 @@ class ClientEndpoint:
         self.services.hub.leave(session, message.room_id)
 
     async def send_message(self, session: Session, message: proto.ClientSendMessage) -> None:
-        stored = await send_message(
-            self.services, user_id=session.user_id, username=session.username,
-            room_id=message.room_id, content=message.content, reply_to_id=message.reply_to_id,
-            attachment_ids=message.attachment_ids,
-        )  # fmt: skip
-        await route_user_message(self.services, stored)  # enqueues a hop; never waits on an LLM
+        """A message with attachments (plain ones go through `_send_burst`)."""
+        draft = Draft(message.room_id, message.content, message.reply_to_id,
+                      message.attachment_ids)  # fmt: skip
+        sent = await send_one(
+            self.services, user_id=session.user_id, username=session.username, draft=draft
+        )
+        await route_user_message(self.services, sent)  # enqueues a hop; never waits on an LLM
 
     async def typing(self, session: Session, message: proto.ClientTyping) -> None:
         if message.room_id in session.rooms:  # else silently ignored (§7.2)
@@ -249,6 +289,15 @@ class ClientEndpoint:
 
 def _error(session: Session, code: ErrorCode, message: str | None = None) -> None:
     session.send_json(proto.server_error(code, message))
+
+
+def _refused(session: Session, exc: AgentImError) -> None:
+    """A handler's AgentImError as server:error (its text only when it carries a code)."""
+    _error(session, exc.code or ErrorCode.INTERNAL_ERROR, exc.message if exc.code else None)
+
+
+def _burstable(session: Session, message: proto.ClientSendMessage) -> bool:
+    return session.authenticated and not message.attachment_ids
 
 
 Handler = Callable[[ClientEndpoint, Session, Any], Awaitable[None]]

@@ -78,6 +78,12 @@ class GatewayEndpoint:
             log.error("Error handling gateway message %s: %s", proto.message_type(message), exc,
                       exc_info=True)  # fmt: skip
 
+    async def handle_batch(self, session: Session, raws: list[Incoming]) -> None:
+        for raw in raws:
+            if session.close_request is not None:
+                return
+            await self.handle(session, raw)
+
     async def on_close(self, session: Session) -> None:
         """Open streams are persisted; the agents still bound here go offline (§5.4)."""
         if not session.authenticated:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
@@ -47,7 +48,9 @@ class Transport(Protocol):
     close_reply: tuple[int, str] | None  # the close frame still owed to the peer
 
     async def receive(self) -> Incoming: ...
+    async def receive_batch(self) -> list[Incoming]: ...
     async def send_frames(self, data: bytes) -> None: ...
+    def fileno(self) -> int: ...
     async def close(self, code: int, reason: str = "") -> None: ...
 
 
@@ -55,6 +58,9 @@ class Endpoint(Protocol):
     """One endpoint's protocol: handles each incoming message, in order, in the reader."""
 
     async def handle(self, session: Session, message: Incoming) -> None: ...
+    async def handle_batch(self, session: Session, messages: list[Incoming]) -> None:
+        """Messages that arrived together, in order (an endpoint may store a burst at once)."""
+
     async def on_close(self, session: Session) -> None: ...
 
 
@@ -69,9 +75,9 @@ class Session:
     """One socket (implements routing.hub.LiveSession and KeepAlive)."""
 
     __slots__ = (
-        "_auth_scope", "_close_deadline", "_metrics", "_missed_pongs", "_pongs_at_ping", "_scope",
-        "agents", "close_request", "conn", "dropped", "hub", "id", "kind", "limits", "outbox",
-        "rooms", "user_id", "username",
+        "_auth_scope", "_close_deadline", "_flush_queued", "_metrics", "_missed_pongs",
+        "_pongs_at_ping", "_scope", "agents", "close_request", "conn", "dropped", "hub", "id",
+        "kind", "limits", "outbox", "rooms", "user_id", "username",
     )  # fmt: skip
 
     def __init__(
@@ -97,6 +103,7 @@ class Session:
         self._auth_scope: trio.CancelScope | None = None
         self._pongs_at_ping: int | None = None  # conn.pongs when the last ping was queued
         self._missed_pongs = 0
+        self._flush_queued = False
 
     @property
     def authenticated(self) -> bool:
@@ -106,8 +113,7 @@ class Session:
     def send_nowait(self, frame: bytes, *, droppable: bool = False) -> bool:
         """Queue an encoded frame; a full outbox drops a droppable frame, else closes us."""
         try:
-            self.outbox.send_nowait(frame)
-            return True
+            self.outbox.queue_nowait(frame)
         except trio.WouldBlock:
             if droppable:
                 self.dropped += 1
@@ -120,6 +126,37 @@ class Session:
             return False
         except trio.ClosedResourceError:
             return False
+        if not self._flush_queued:
+            self._flush_queued = True
+            if not self.hub.flusher.add(self):
+                self._flush_queued = False
+                self.outbox.wake()
+        return True
+
+    def flush(self) -> None:
+        """Write what is queued straight to the socket if the writer is parked (the flusher
+        calls this); whatever the kernel does not take at once is left to the writer."""
+        self._flush_queued = False
+        outbox = self.outbox
+        if not len(outbox):
+            return
+        fd = self.conn.fileno() if outbox.writer_parked and not outbox.closed else -1
+        if fd < 0:
+            outbox.wake()
+            return
+        frames = outbox.take()
+        data = frames[0] if len(frames) == 1 else b"".join(frames)
+        try:
+            sent = os.write(fd, data)
+        except OSError:  # EAGAIN, or the peer is gone: the writer's send sorts it out
+            sent = 0
+        written = len(frames)
+        if sent < len(data):
+            outbox.put_back(data[sent:])
+            outbox.wake()
+            written -= 1  # the writer counts the rest as one
+        if self._metrics is not None and written:
+            self._metrics.ws_messages_total.inc(written, direction="out")
 
     def _queue_pong(self, frame: bytes) -> None:
         # droppable: a client flooding pings cannot grow the outbox past its bound
@@ -213,10 +250,12 @@ class Session:
             return
         while self.close_request is None:
             try:
-                message = await self.conn.receive()
+                messages = await self.conn.receive_batch()
             except ConnectionClosed:
                 return
-            await self._handle(endpoint, message)
+            if self._metrics is not None:
+                self._metrics.ws_messages_total.inc(len(messages), direction="in")
+            await endpoint.handle_batch(self, messages)
 
     async def _handle(self, endpoint: Endpoint, message: Incoming) -> None:
         if self._metrics is not None:

@@ -297,8 +297,24 @@ class WsConnection:
         """Write already-encoded frames (one or many, concatenated). One writer only."""
         await self._stream.send_all(data)
 
+    def fileno(self) -> int:
+        """The socket's descriptor for a direct non-blocking write, or -1 (not a socket, or
+        closed). Asked at each write: a closed socket's number may belong to another by then."""
+        sock = getattr(self._stream, "socket", None)
+        return sock.fileno() if sock is not None else -1
+
     async def receive(self) -> Incoming:
         """The next whole message; raises ConnectionClosed when the peer is gone or closing."""
+        await self._fill()
+        return self._pending.pop(0)
+
+    async def receive_batch(self) -> list[Incoming]:
+        """Every whole message already received (at least one), in order; raises as `receive`."""
+        await self._fill()
+        batch, self._pending = self._pending, []
+        return batch
+
+    async def _fill(self) -> None:
         while not self._pending:
             if self.closed is not None:
                 raise self.closed
@@ -312,7 +328,6 @@ class WsConnection:
                 self.closed = self.closed or ConnectionClosed(1006, "connection lost")
                 raise self.closed
             self._handle(self._reader.feed(data))
-        return self._pending.pop(0)
 
     def _handle(self, events: list[FrameEvent]) -> None:
         for event in events:

@@ -11,7 +11,7 @@ import attrs
 import pytest
 import trio
 
-from agentim.actions.messages import send_message
+from agentim.actions.messages import Draft, send_one
 from agentim.actions.routing import route_user_message
 from agentim.protocol.ids import new_id
 from agentim.settings import Settings
@@ -178,11 +178,11 @@ async def test_a_chain_continues_on_another_process(hub: RunningHub, spawn_hub: 
         await gateway_b.register(b.id, b.name)
         for agent in (a, b):
             await add_agent_to_room(hub, room_id, agent.id)
-        message = await send_message(
-            hub.services, user_id=owner.id, username=owner.username, room_id=room_id,
-            content=f"@{a.name} start", reply_to_id=None, attachment_ids=[],
+        sent = await send_one(
+            hub.services, user_id=owner.id, username=owner.username,
+            draft=Draft(room_id, f"@{a.name} start"),
         )  # fmt: skip
-        await route_user_message(hub.services, message)
+        await route_user_message(hub.services, sent)
         to_a = await gateway_a.receive_type("server:send_to_agent")
         cid = to_a["conversationId"]
         await gateway_a.complete(room_id, a.id, new_id(), f"@{b.name} go", conversationId=cid,

@@ -32,6 +32,10 @@ class EchoEndpoint:
             session.authenticate("u1", "user")
         session.send_nowait(text_frame(str(message).encode()))
 
+    async def handle_batch(self, session: Session, messages: list[Incoming]) -> None:
+        for message in messages:
+            await self.handle(session, message)
+
     async def on_close(self, session: Session) -> None:
         self.closed.set()
 
