@@ -65,4 +65,3 @@ class ConnectionLane:
         self._closed = True
         while self._idle:
             await self._put_back(self._idle.pop(), True)
-
