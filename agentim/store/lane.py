@@ -35,33 +35,40 @@ class ConnectionLane:
         """
         async with self._slots:
             conn = self._idle.pop() if self._idle else await self._borrow()
-            reusable = False
             try:
                 result = await trio_asyncio.aio_as_trio(getattr(conn, method))(*args)
-                reusable = True
-                return result
             except asyncpg.PostgresError:
                 reusable = True  # the statement failed; the connection is fine
                 raise
+            except BaseException:
+                reusable = False
+                raise
+            else:
+                reusable = True
+                return result
             finally:
-                await self._put_back(conn, reusable)
+                if not (reusable and self._keep(conn)):
+                    with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
+                        await self._release(conn, terminate=not reusable)
 
     async def _borrow(self) -> Any:
         if self._closed:
             raise trio.ClosedResourceError("database lane closed")
         return await trio_asyncio.aio_as_trio(self._pool.acquire)()
 
-    async def _put_back(self, conn: Any, reusable: bool) -> None:
-        if reusable and not self._closed:
+    def _keep(self, conn: Any) -> bool:
+        """Keep the connection idle in the lane; False once the lane is closed."""
+        if not self._closed:
             self._idle.append(conn)
-            return
-        if not reusable:
+        return not self._closed
+
+    async def _release(self, conn: Any, *, terminate: bool) -> None:
+        if terminate:
             conn.terminate()
-        with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
-            await trio_asyncio.aio_as_trio(self._pool.release)(conn)
+        await trio_asyncio.aio_as_trio(self._pool.release)(conn)
 
     async def aclose(self) -> None:
         """Hand every idle connection back to the pool (before the pool closes)."""
         self._closed = True
         while self._idle:
-            await self._put_back(self._idle.pop(), True)
+            await self._release(self._idle.pop(), terminate=False)

@@ -1,0 +1,40 @@
+"""The statement lane: failures and cancellations leave it usable, closing hands connections back."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from agentim.store.bridge import open_bridge
+from agentim.store.db import DbError, open_database
+
+
+async def test_a_failed_statement_leaves_the_lane_usable(database_url: str) -> None:
+    async with open_bridge(), open_database(database_url, pool_size=2) as db:
+        with pytest.raises(DbError) as caught:
+            await db.fetchval("SELECT 1 FROM no_such_table")
+        assert caught.value.sqlstate == "42P01"
+        assert await db.fetchval("SELECT 1 + 1") == 2
+
+
+async def test_a_cancelled_statement_is_not_reused_mid_query(database_url: str) -> None:
+    async with open_bridge(), open_database(database_url, pool_size=2) as db:
+        with trio.move_on_after(0.2) as scope:
+            await db.fetchval("SELECT pg_sleep(5)")
+        assert scope.cancelled_caught
+        interrupted = await db.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(5)'"
+        )
+        assert interrupted is not None
+        # that connection was terminated, not put back: later statements run elsewhere
+        for _ in range(5):
+            assert await db.fetchval("SELECT pg_backend_pid()") != interrupted
+
+
+async def test_statements_run_side_by_side_up_to_the_lane_size(database_url: str) -> None:
+    async with open_bridge(), open_database(database_url, pool_size=4) as db:
+        started = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            for _ in range(2):  # lane size = pool size // 2
+                nursery.start_soon(db.fetchval, "SELECT pg_sleep(0.3)")
+        assert trio.current_time() - started < 0.55
