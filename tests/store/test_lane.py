@@ -1,4 +1,4 @@
-"""The statement lane: failures and cancellations leave it usable, closing hands connections back."""
+"""The statement lane: failures and cancellations leave it usable; statements run side by side."""
 
 from __future__ import annotations
 
