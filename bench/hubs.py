@@ -39,7 +39,7 @@ def check_hub_arguments(parser: argparse.ArgumentParser, args: argparse.Namespac
 
 
 def hub_env(port: int, args: argparse.Namespace, data_dir: str) -> dict[str, str]:
-    """Development mode, quiet logs, and a client rate limit the load cannot hit: the bench
+    """Development mode, quiet logs, and client and agent rate limits the load cannot hit: the bench
     measures throughput, not the limiter. Upgrades come with one X-Forwarded-For per client,
     so the per-IP upgrade limit holds as in production."""
     return {
@@ -48,6 +48,7 @@ def hub_env(port: int, args: argparse.Namespace, data_dir: str) -> dict[str, str
         "JWT_SECRET": args.jwt_secret, "ENCRYPTION_KEY": "bench-encryption-key-32-characters-x",
         "ADMIN_PASSWORD": "BenchAdmin123", "DATA_DIR": data_dir, "UPLOAD_DIR": data_dir + "/up",
         "TRUST_PROXY": "true", "CLIENT_RATE_LIMIT_WINDOW": "1", "CLIENT_RATE_LIMIT_MAX": "1000",
+        "AGENT_RATE_LIMIT_WINDOW": "1", "AGENT_RATE_LIMIT_MAX": "1000",
         "MAX_WS_CONNECTIONS_PER_USER": "100", "ENV_FILE": data_dir + "/none.env",
     }  # fmt: skip
 

@@ -169,14 +169,13 @@ async def _set_status(
 
 
 # streamed replies ----------------------------------------------------------------------------
-async def relay_chunk(
-    services: Services, *, room_id: str, agent_id: str, agent_name: str, message_id: str,
-    chunk: proto.Chunk,
-) -> None:  # fmt: skip
+def chunk_event(
+    *, room_id: str, agent_id: str, agent_name: str, message_id: str, chunk: proto.Chunk
+) -> Event:
     """gateway:message_chunk → server:message_chunk to the room (realtime.md §4.1)."""
     message = proto.message_chunk(room_id=room_id, agent_id=agent_id, agent_name=agent_name,
                                   message_id=message_id, chunk=chunk)  # fmt: skip
-    await services.events.publish(frame_event(Target.ROOM, room_id, message))
+    return frame_event(Target.ROOM, room_id, message)
 
 
 async def complete_agent_message(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from agentim.store.db import Conn, Row
-from agentim.store.kv import Kv
+from agentim.store.kv import Kv, KvUnavailable
 
 FOREIGN: Final = "foreign"
 BINDING_TTL_S: Final = 7 * 86400  # bindings are deleted on unbind; the TTL only bounds leaks
@@ -85,14 +85,11 @@ async def list_user_gateways(conn: Conn, user_id: str) -> list[Row]:
 class GatewayKv:
     """Agent bindings and pending permission requests in Redis (see the module docstring).
 
-    Uses the store-internal `Kv._call`, so every failure is a KvUnavailable.
+    Every failure is a KvUnavailable (Kv maps them).
     """
 
     def __init__(self, kv: Kv) -> None:
         self._kv = kv
-        self._live = kv.client.register_script(_LIVE_LUA)
-        self._unbind = kv.client.register_script(_UNBIND_LUA)
-        self._owned = kv.client.register_script(_OWNED_LUA)
 
     async def bind(self, agent_id: str, process_id: str) -> None:
         await self._kv.set(f"agent:gw:{agent_id}", process_id, ex=BINDING_TTL_S)
@@ -102,19 +99,19 @@ class GatewayKv:
         """Drop the bindings of these agents that still name this process."""
         if agent_ids:
             args = [self._kv.prefix, process_id, *agent_ids]
-            await self._kv._call(self._unbind, keys=[], args=args)
+            await self._kv.eval_script(_UNBIND_LUA, [], args)
 
     async def live_agents(self, agent_ids: Sequence[str]) -> set[str]:
         """The agents among `agent_ids` whose gateway is on a live hub process."""
         if not agent_ids:
             return set()
-        found = await self._kv._call(self._live, keys=[], args=[self._kv.prefix, *agent_ids])
-        return {item.decode() if isinstance(item, bytes) else item for item in found}
+        found = await self._kv.eval_script(_LIVE_LUA, [], [self._kv.prefix, *agent_ids])
+        return _names(found)
 
     async def process_agents(self, process_id: str) -> set[str]:
         """The agents bound to this process (not since taken over by another one)."""
-        found = await self._kv._call(self._owned, keys=[], args=[self._kv.prefix, process_id])
-        return {item.decode() if isinstance(item, bytes) else item for item in found}
+        found = await self._kv.eval_script(_OWNED_LUA, [], [self._kv.prefix, process_id])
+        return _names(found)
 
     async def forget_process(self, process_id: str) -> None:
         await self._kv.delete(f"agent:hub:{process_id}")
@@ -158,3 +155,10 @@ class GatewayKv:
     async def _forget_in_room(self, room_id: str, request_ids: list[str]) -> None:
         await self._kv._call(self._kv.client.srem, self._kv.key(f"perm:room:{room_id}"),
                              *request_ids)  # fmt: skip
+
+
+def _names(reply: Any) -> set[str]:
+    """A script's array reply of names (bytes from Redis) as strings."""
+    if not isinstance(reply, list):
+        raise KvUnavailable(f"expected an array reply, got {reply!r}")
+    return {item.decode() if isinstance(item, bytes) else str(item) for item in reply}

@@ -11,9 +11,10 @@ optional prefix that only tests set. Every Redis failure surfaces as KvUnavailab
 from __future__ import annotations
 
 import builtins
+import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
@@ -43,7 +44,6 @@ local count = redis.call('INCRBY', KEYS[1], ARGV[2])
 if count == tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[1], ARGV[1]) end
 return {count, redis.call('TTL', KEYS[1])}
 """
-_INCR_WINDOW_SHA: Final = hashlib.sha1(_INCR_WINDOW_LUA.encode()).hexdigest()
 # What a native call can fail with; each one surfaces as KvUnavailable.
 _NATIVE_FAILURES: Final = (
     resp.RespError,
@@ -52,6 +52,11 @@ _NATIVE_FAILURES: Final = (
     trio.ClosedResourceError,
     trio.TooSlowError,
 )
+
+
+@functools.cache
+def _sha1(lua: str) -> str:
+    return hashlib.sha1(lua.encode()).hexdigest()
 
 
 class KvUnavailable(Exception):
@@ -109,7 +114,7 @@ class Kv:
         self._client = client
         self._native = native
         self.prefix = prefix
-        self._incr_window = client.register_script(_INCR_WINDOW_LUA)
+        self._scripts: dict[str, Any] = {}  # Lua source → redis.asyncio script object
 
     @property
     def client(self) -> aioredis.Redis:
@@ -170,28 +175,30 @@ class Kv:
 
     async def incr_window(self, name: str, window_s: int, hits: int = 1) -> tuple[int, int]:
         """Count `hits` in a fixed window (the first hit starts it); returns (count, ttl s)."""
-        if self._native is None:
-            count, ttl = await self._call(
-                self._incr_window, keys=[self.key(name)], args=[window_s, hits]
-            )
-            return int(count), int(ttl)
-        reply = await self._native_script(self._native, self.key(name), window_s, hits)
+        reply = await self.eval_script(_INCR_WINDOW_LUA, [self.key(name)], [window_s, hits])
         if not (isinstance(reply, list) and len(reply) == 2):
             raise KvUnavailable(f"unexpected reply to the window script: {reply!r}")
         return _as_int(reply[0]), _as_int(reply[1])
 
-    async def _native_script(
-        self, pool: resp.Pool, key: str, window_s: int, hits: int
+    async def eval_script(
+        self, lua: str, keys: Sequence[str], args: Sequence[resp.Arg]
     ) -> resp.Reply:
-        """EVALSHA, and EVAL once if the server does not have the script cached (NOSCRIPT)."""
+        """Run a Lua script (EVALSHA; EVAL once when the server lacks it). Keys are passed as
+        given (already prefixed)."""
+        if self._native is None:
+            script = self._scripts.get(lua)
+            if script is None:
+                script = self._scripts[lua] = self._client.register_script(lua)
+            return await self._call(script, keys=list(keys), args=list(args))  # type: ignore[no-any-return]
+        sha = _sha1(lua)
         try:
             with trio.fail_after(COMMAND_TIMEOUT_S):
                 try:
-                    return await pool.call("EVALSHA", _INCR_WINDOW_SHA, 1, key, window_s, hits)
+                    return await self._native.call("EVALSHA", sha, len(keys), *keys, *args)
                 except resp.RespError as exc:
                     if not str(exc).startswith("NOSCRIPT"):
                         raise
-                return await pool.call("EVAL", _INCR_WINDOW_LUA, 1, key, window_s, hits)
+                return await self._native.call("EVAL", lua, len(keys), *keys, *args)
         except _NATIVE_FAILURES as exc:
             raise KvUnavailable(str(exc) or type(exc).__name__) from exc
 
@@ -304,31 +311,29 @@ PRESENCE_ALIVE_TTL_S: Final = 30  # a process missing three heartbeats is taken 
 
 
 class PresenceKv:
-    """The two presence steps, each one atomic script on `Kv`'s client."""
+    """The two presence steps, each one atomic script."""
 
     def __init__(self, kv: Kv) -> None:
         self._kv = kv
-        self._join = kv.client.register_script(_PRESENCE_JOIN_LUA)
-        self._leave = kv.client.register_script(_PRESENCE_LEAVE_LUA)
 
     def _alive_prefix(self) -> str:
         return self._kv.key("presence:hub:")
 
     async def join(self, user_id: str, process_id: str) -> int:
         """Add this process to the user's set; returns how many live processes had it before."""
-        result = await self._kv._call(
-            self._join, keys=[self._kv.key(f"presence:{user_id}")],
-            args=[process_id, self._alive_prefix(), PRESENCE_SET_TTL_S, PRESENCE_ALIVE_TTL_S],
+        result = await self._kv.eval_script(
+            _PRESENCE_JOIN_LUA, [self._kv.key(f"presence:{user_id}")],
+            [process_id, self._alive_prefix(), PRESENCE_SET_TTL_S, PRESENCE_ALIVE_TTL_S],
         )  # fmt: skip
-        return int(result)
+        return _as_int(result)
 
     async def leave(self, user_id: str, process_id: str) -> int:
         """Remove this process from the user's set; returns how many live processes remain."""
-        result = await self._kv._call(
-            self._leave, keys=[self._kv.key(f"presence:{user_id}")],
-            args=[process_id, self._alive_prefix()],
+        result = await self._kv.eval_script(
+            _PRESENCE_LEAVE_LUA, [self._kv.key(f"presence:{user_id}")],
+            [process_id, self._alive_prefix()],
         )  # fmt: skip
-        return int(result)
+        return _as_int(result)
 
     async def heartbeat(self, process_id: str) -> None:
         await self._kv.set(f"presence:hub:{process_id}", "1", ex=PRESENCE_ALIVE_TTL_S)

@@ -2,7 +2,8 @@
 
 A rejected frame is logged and dropped, never answered (the spec's gateway rule), and never
 ends the connection. The session's reader hands frames over one at a time, so a gateway's
-chunks reach the room in the order it sent them (D6), and this endpoint's state (the gateway
+chunks reach the room in the order it sent them (D6; a run of chunks read together goes out in
+one pipelined publish), and this endpoint's state (the gateway
 id, agent names, open streams) is touched by one task only.
 """
 
@@ -63,12 +64,17 @@ class GatewayEndpoint:
         self.streams = StreamBuffers(
             max_bytes=services.settings.max_agent_message_bytes, max_streams=MAX_OPEN_STREAMS
         )
+        # While a batch of frames is handled, relayed chunks collect here and go out in one
+        # pipelined publish, before anything else this socket publishes (order kept, D6).
+        self._relayed: list[Event] | None = None
 
     async def handle(self, session: Session, raw: Incoming) -> None:
         """Error policy: a handler's failure is logged; the socket and the hub carry on."""
         message = _decode(raw)
         if message is None:
             return
+        if not isinstance(message, proto.GatewayMessageChunk):
+            await self._publish_relayed()
         if not session.authenticated and not isinstance(message, _PRE_AUTH):
             log.warning("Unauthenticated gateway attempted to send message")
             return
@@ -79,10 +85,27 @@ class GatewayEndpoint:
                       exc_info=True)  # fmt: skip
 
     async def handle_batch(self, session: Session, raws: list[Incoming]) -> None:
-        for raw in raws:
-            if session.close_request is not None:
-                return
-            await self.handle(session, raw)
+        """Frames in order; a run of chunks is relayed in one pipelined publish."""
+        self._relayed = []
+        try:
+            for raw in raws:
+                if session.close_request is not None:
+                    break
+                await self.handle(session, raw)
+            await self._publish_relayed()
+        finally:
+            self._relayed = None
+
+    async def _relay(self, event: Event) -> None:
+        if self._relayed is None:
+            await self.services.events.publish(event)
+        else:
+            self._relayed.append(event)
+
+    async def _publish_relayed(self) -> None:
+        if self._relayed:
+            events, self._relayed = self._relayed, []
+            await self.services.events.publish_all(events)
 
     async def on_close(self, session: Session) -> None:
         """Open streams are persisted; the agents still bound here go offline (§5.4)."""
@@ -193,6 +216,7 @@ class GatewayEndpoint:
         stream = self.streams.get(key)
         now = trio.current_time()
         if stream is None:
+            await self._publish_relayed()  # idle streams may be ended (and published) below
             if not await agent_rows.is_agent_member(self.services.db, *key[:2]):
                 log.warning("Agent %s is not a member of room %s, dropping chunk",
                             message.agent_id, message.room_id)  # fmt: skip
@@ -202,11 +226,11 @@ class GatewayEndpoint:
         if stream is not None and not self.streams.add(stream, message.chunk, now):
             await self._end_oversized(session, stream)
             return
-        await agents.relay_chunk(
-            self.services, room_id=message.room_id, agent_id=message.agent_id,
+        await self._relay(agents.chunk_event(
+            room_id=message.room_id, agent_id=message.agent_id,
             agent_name=self._name(message.agent_id), message_id=message.message_id,
             chunk=message.chunk,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     async def _end_oversized(self, session: Session, stream: Stream) -> None:
         """Past the cap: an error chunk, the stream ends, what came so far is kept."""
@@ -215,10 +239,11 @@ class GatewayEndpoint:
                     stream.message_id, self.streams.max_bytes)  # fmt: skip
         self.streams.end(stream.key)
         name = self._name(stream.agent_id)
-        await agents.relay_chunk(
-            self.services, room_id=stream.room_id, agent_id=stream.agent_id, agent_name=name,
+        await self._relay(agents.chunk_event(
+            room_id=stream.room_id, agent_id=stream.agent_id, agent_name=name,
             message_id=stream.message_id, chunk={"type": "error", "content": text},
-        )  # fmt: skip
+        ))  # fmt: skip
+        await self._publish_relayed()
         await agents.interrupt_stream(self.services, stream, name, reason=text)
         session.send_json(proto.gateway_error(ErrorCode.MESSAGE_TOO_LARGE.value, text))
 
