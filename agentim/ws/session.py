@@ -1,11 +1,15 @@
-"""Session: one WebSocket's task tree (STYLE §4.1): the reader (the connection's own task) and
-the only writer, in one nursery; keep-alive pings come from the hub's shared ticker.
+"""Session: one WebSocket's task tree (STYLE §4.1): the reader (the connection's own task) and,
+only while frames are backed up, one writer, in one nursery; keep-alive pings come from the hub's
+shared ticker.
 
-Only `_write_loop` writes the socket: the transport hands pongs and the close reply to the
-session, which queues them behind its outbox. The session owns the auth deadline, the bounded
-outbox and the close sequence; an Endpoint (client or gateway) decodes and handles frames, so
-both endpoints share this code and tests can run it over memory streams. An idle session holds
-two tasks and no timers, so a thousand idle sockets stay cheap.
+Frames are written by `flush` (the hub's flusher calls it after each batch of events): one
+non-blocking write of everything queued. Whatever the kernel does not take at once, and the close
+sequence, go to `_write_loop`, a task started on demand that exits once the outbox is empty; the
+socket is never written by two at a time (flush only writes while no writer runs). The transport
+hands pongs and the close reply to the session, which queues them behind its outbox. The session
+owns the auth deadline, the bounded outbox and the close sequence; an Endpoint (client or gateway)
+decodes and handles frames, so both endpoints share this code and tests can run it over memory
+streams. An idle session holds one task and no timers, so a thousand idle sockets stay cheap.
 """
 
 from __future__ import annotations
@@ -76,8 +80,8 @@ class Session:
 
     __slots__ = (
         "_auth_scope", "_close_deadline", "_flush_queued", "_metrics", "_missed_pongs",
-        "_pongs_at_ping", "_scope", "agents", "close_request", "conn", "dropped", "hub", "id",
-        "kind", "limits", "outbox", "rooms", "user_id", "username",
+        "_nursery", "_pongs_at_ping", "_writing", "agents", "close_request", "conn", "dropped",
+        "hub", "id", "kind", "limits", "outbox", "rooms", "user_id", "username",
     )  # fmt: skip
 
     def __init__(
@@ -95,7 +99,8 @@ class Session:
         self.limits = limits
         self.outbox = Outbox(limits.outbox_frames)
         conn.on_control = self._queue_pong
-        self._scope: trio.CancelScope | None = None  # the session nursery's, once open
+        self._nursery: trio.Nursery | None = None  # the session's, while it runs
+        self._writing = False  # a writer task runs (or the close sequence started)
         self._close_deadline = math.inf
         self.close_request: tuple[int, str] | None = None
         self.dropped = 0
@@ -129,20 +134,19 @@ class Session:
         if not self._flush_queued:
             self._flush_queued = True
             if not self.hub.flusher.add(self):
-                self._flush_queued = False
-                self.outbox.wake()
+                self.flush()  # no flusher running (a bare hub in tests): now
         return True
 
     def flush(self) -> None:
-        """Write what is queued straight to the socket if the writer is parked (the flusher
-        calls this); whatever the kernel does not take at once is left to the writer."""
+        """Write what is queued straight to the socket (the flusher calls this); whatever the
+        kernel does not take at once is left to a writer task."""
         self._flush_queued = False
         outbox = self.outbox
-        if not len(outbox):
-            return
-        fd = self.conn.fileno() if outbox.writer_parked and not outbox.closed else -1
-        if fd < 0:
-            outbox.wake()
+        if self._writing or not len(outbox):
+            return  # a running writer takes what is queued
+        fd = self.conn.fileno()
+        if fd < 0:  # not a socket (memory streams in tests)
+            self._start_writer()
             return
         frames = outbox.take()
         data = frames[0] if len(frames) == 1 else b"".join(frames)
@@ -153,10 +157,15 @@ class Session:
         written = len(frames)
         if sent < len(data):
             outbox.put_back(data[sent:])
-            outbox.wake()
             written -= 1  # the writer counts the rest as one
+            self._start_writer()
         if self._metrics is not None and written:
             self._metrics.ws_messages_total.inc(written, direction="out")
+
+    def _start_writer(self) -> None:
+        if not self._writing and self._nursery is not None:
+            self._writing = True
+            self._nursery.start_soon(self._write_loop)
 
     def _queue_pong(self, frame: bytes) -> None:
         # droppable: a client flooding pings cannot grow the outbox past its bound
@@ -178,8 +187,9 @@ class Session:
             self.outbox.force_nowait(text_frame(dumps({"type": "server:error", **error}).encode()))
         self.outbox.close()
         self._close_deadline = min(self._close_deadline, trio.current_time() + CLOSE_GRACE_S)
-        if self._scope is not None:
-            self._scope.deadline = self._close_deadline
+        if self._nursery is not None:
+            self._nursery.cancel_scope.deadline = self._close_deadline
+            self._start_writer()  # it writes what is queued, then the close frame
 
     def authenticate(self, user_id: str, username: str) -> None:
         """Bind the socket to a user (again); another user first loses this socket's rooms."""
@@ -214,9 +224,10 @@ class Session:
         self.hub.keepalive_add(self, self.limits.ping_interval_s)
         try:
             async with trio.open_nursery() as nursery:
-                self._scope = nursery.cancel_scope
-                self._scope.deadline = self._close_deadline
-                nursery.start_soon(self._write_loop)
+                self._nursery = nursery
+                nursery.cancel_scope.deadline = self._close_deadline
+                if self.close_request is not None or len(self.outbox):
+                    self._start_writer()  # closed or written to before the nursery opened
                 await self._read_loop(endpoint)
                 if self.close_request is None and self.conn.close_reply is not None:
                     self.close_soon(*self.conn.close_reply)  # the peer closed, or broke RFC 6455
@@ -224,6 +235,7 @@ class Session:
                     nursery.cancel_scope.cancel()  # the connection is gone: nothing to write
                 # else the writer sends what is queued and closes, within the deadline
         finally:
+            self._nursery = None
             self.hub.keepalive_remove(self)
             self.hub.detach(self)
             self.outbox.close()
@@ -263,15 +275,20 @@ class Session:
         await endpoint.handle(self, message)
 
     async def _write_loop(self) -> None:
-        """Error policy: a failed write means the peer is gone; stop and close the stream.
+        """Write until the outbox is empty, then exit (flush writes directly again); once the
+        session is closing, write what is left and close the connection.
 
-        Closing the stream also ends the reader's wait for the next frame.
+        Error policy: a failed write means the peer is gone; stop and close the stream. Closing
+        the stream also ends the reader's wait for the next frame.
         """
         try:
-            while frames := await self.outbox.receive_batch():
+            while frames := self.outbox.take():
                 await self.conn.send_frames(frames[0] if len(frames) == 1 else b"".join(frames))
                 if self._metrics is not None:
                     self._metrics.ws_messages_total.inc(len(frames), direction="out")
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             self.outbox.close()
+        if not self.outbox.closed:
+            self._writing = False  # caught up: the next flush writes directly
+            return
         await self.conn.close(*(self.close_request or (1011, "")))

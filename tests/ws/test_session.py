@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import trio
 import trio.testing
 from wsproto import ConnectionType, WSConnection
@@ -198,11 +199,16 @@ async def test_peer_ping_close_and_protocol_errors_get_their_replies(
 
 async def test_outbox_hands_over_everything_queued_at_once() -> None:
     outbox = Outbox(4)
-    for frame in (b"a", b"b", b"c"):
-        outbox.send_nowait(frame)
-    assert await outbox.receive_batch() == [b"a", b"b", b"c"]
-    outbox.send_nowait(b"d")
+    for frame in (b"a", b"b", b"c", b"d"):
+        outbox.queue_nowait(frame)
+    with pytest.raises(trio.WouldBlock):
+        outbox.queue_nowait(b"over the bound")
+    assert outbox.take() == [b"a", b"b", b"c", b"d"]
+    outbox.queue_nowait(b"e")
+    outbox.put_back(b"rest of d")
     outbox.close()
     outbox.force_nowait(b"ignored after close")
-    assert await outbox.receive_batch() == [b"d"]
-    assert await outbox.receive_batch() == []
+    with pytest.raises(trio.ClosedResourceError):
+        outbox.queue_nowait(b"f")
+    assert outbox.take() == [b"rest of d", b"e"]
+    assert outbox.take() == []
