@@ -13,16 +13,20 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 
 import attrs
 import trio
 
 from bench.hubs import add_hub_arguments, check_hub_arguments, spawn_hubs
+from bench.listeners import fake_ip, open_member
 from bench.setup import Cast, create_cast
 from bench.wsclient import Socket, client_frame
 
@@ -110,29 +114,16 @@ async def _send_paced(client: Client, room_id: str, per_sender_rate: float) -> N
         next_at += interval
 
 
-def _fake_ip(index: int) -> str:
-    """One client address per socket: the hub's per-IP upgrade limit counts each separately."""
-    return f"10.{index // 65536}.{index // 256 % 256}.{index % 256}"
-
-
 async def _open_client(index: int, url: str, cast: Cast, *, probes: int, senders: int) -> Client:
-    sock = await Socket.connect(url, forwarded_for=_fake_ip(index))
-    await sock.send({"type": "client:auth", "token": cast.tokens[index]})
-    while (frame := await sock.next_json())["type"] != "server:auth_result":
-        pass
-    if frame.get("ok") is not True:
-        raise RuntimeError(f"auth failed: {frame}")
-    await sock.send({"type": "client:join_room", "roomId": cast.room_id})
-    await sock.send({"type": "client:ping", "ts": index})
-    while (frame := await sock.next_json())["type"] != "server:pong":
-        if frame["type"] == "server:error":
-            raise RuntimeError(f"join failed: {frame}")
+    sock = await open_member(url, cast.tokens[index], cast.room_id, index)
     sender = index if index < senders else None
     return Client(index, sock, probe=index < senders + probes, sender=sender)
 
 
 async def _open_all(urls: Sequence[str], cast: Cast, args: argparse.Namespace) -> list[Client]:
-    clients: list[Client | None] = [None] * args.clients
+    """The senders and probes (and, without listener processes, every other client too)."""
+    count = args.clients if not args.listener_procs else min(args.clients, _active(args))
+    clients: list[Client | None] = [None] * count
     limiter = trio.CapacityLimiter(20)  # connect in small waves
 
     async def one(index: int) -> None:
@@ -142,9 +133,83 @@ async def _open_all(urls: Sequence[str], cast: Cast, args: argparse.Namespace) -
             )
 
     async with trio.open_nursery() as nursery:
-        for index in range(args.clients):
+        for index in range(count):
             nursery.start_soon(one, index)
     return [c for c in clients if c is not None]
+
+
+def _active(args: argparse.Namespace) -> int:
+    return args.senders + args.probes
+
+
+class Listeners:
+    """The passive clients, split over `--listener-procs` child processes (bench/listeners.py)."""
+
+    def __init__(self) -> None:
+        self.processes: list[trio.Process] = []
+        self._specs: list[str] = []
+        self._lines: list[Callable[[], Awaitable[str]]] = []
+
+    async def start(self, urls: Sequence[str], cast: Cast, args: argparse.Namespace) -> None:
+        passive = list(range(_active(args), args.clients))
+        if not args.listener_procs or not passive:
+            return
+        for n in range(args.listener_procs):
+            members = [(i, cast.tokens[i]) for i in passive[n :: args.listener_procs]]
+            spec = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
+            with spec:
+                json.dump({"urls": list(urls), "room_id": cast.room_id, "members": members}, spec)
+            process = await trio.lowlevel.open_process(
+                [sys.executable, "-m", "bench.listeners", "--spec", spec.name],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            )  # fmt: skip
+            self.processes.append(process)
+            self._specs.append(spec.name)
+            self._lines.append(_line_reader(process))
+        with trio.fail_after(120):
+            for read_line in self._lines:
+                if await read_line() != "ready":
+                    raise RuntimeError("a listener process failed to start")
+        for name in self._specs:
+            os.unlink(name)  # read by now: the child read it before it printed ready
+
+    def kill(self) -> None:
+        for process in self.processes:
+            if process.returncode is None:
+                process.kill()
+
+    async def tell(self, command: str) -> None:
+        for process in self.processes:
+            assert process.stdin is not None
+            await process.stdin.send_all(f"{command}\n".encode())
+
+    async def stop(self) -> int:
+        """Stop counting; the deliveries the listeners counted."""
+        await self.tell("stop")
+        total = 0
+        with trio.fail_after(30):
+            for read_line in self._lines:
+                total += int(await read_line())
+            for process in self.processes:
+                await process.wait()
+        return total
+
+
+def _line_reader(process: trio.Process) -> Callable[[], Awaitable[str]]:
+    buffer = bytearray()
+
+    async def read_line() -> str:
+        assert process.stdout is not None
+        while b"\n" not in buffer:
+            data = await process.stdout.receive_some(4096)
+            if not data:
+                raise RuntimeError("a listener process exited")
+            buffer.extend(data)
+        line, _, rest = bytes(buffer).partition(b"\n")
+        buffer[:] = rest
+        return line.decode().strip()
+
+    return read_line
 
 
 def _percentile(sorted_ns: list[int], q: float) -> float:
@@ -166,9 +231,24 @@ def cpu_seconds(pids: Sequence[int]) -> float:
 async def run_load(
     urls: Sequence[str], cast: Cast, args: argparse.Namespace, pids: Sequence[int]
 ) -> Stats:
-    clients = await _open_all(urls, cast, args)
     stats = Stats()
+    listeners = Listeners()
+    try:
+        clients = await _run_clients(urls, cast, args, pids, stats, listeners)
+    finally:
+        listeners.kill()
+    for client in clients:
+        await client.sock.aclose()
+    return stats
+
+
+async def _run_clients(
+    urls: Sequence[str], cast: Cast, args: argparse.Namespace, pids: Sequence[int],
+    stats: Stats, listeners: Listeners,
+) -> list[Client]:  # fmt: skip
     async with trio.open_nursery() as nursery:
+        await listeners.start(urls, cast, args)
+        clients = await _open_all(urls, cast, args)
         for client in clients:
             if args.outstanding and client.sender is not None:
                 client.window = trio.Semaphore(args.outstanding)
@@ -184,13 +264,13 @@ async def run_load(
         await trio.sleep(args.warmup)
         gc.collect()
         gc.freeze()  # the load generator's own GC pauses would show up as hub latency
+        await listeners.tell("start")
         stats.measuring, cpu_before = True, cpu_seconds(pids)
         await trio.sleep(args.duration)
         stats.measuring, stats.hub_cpu_s = False, cpu_seconds(pids) - cpu_before
+        stats.deliveries += await listeners.stop()
         nursery.cancel_scope.cancel()
-    for client in clients:
-        await client.sock.aclose()
-    return stats
+    return clients
 
 
 def report(stats: Stats, args: argparse.Namespace, hubs: int) -> str:
@@ -229,7 +309,7 @@ async def run_idle(
     socks: list[Socket] = []
     async with trio.open_nursery() as nursery:
         for index in range(args.idle):
-            sock = await Socket.connect(urls[index % len(urls)], forwarded_for=_fake_ip(index))
+            sock = await Socket.connect(urls[index % len(urls)], forwarded_for=fake_ip(index))
             await sock.send({"type": "client:auth", "token": cast.tokens[index]})
             while (await sock.next_json())["type"] != "server:auth_result":
                 pass
@@ -293,6 +373,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--idle", type=int, default=0, help="measure N idle sockets instead")
+    parser.add_argument(
+        "--listener-procs", type=int, default=1,
+        help="child processes for the clients that neither send nor probe (0: all in this one)",
+    )  # fmt: skip
     add_hub_arguments(parser, base_port=3100)
     args = parser.parse_args(argv)
     check_hub_arguments(parser, args)

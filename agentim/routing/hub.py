@@ -207,8 +207,8 @@ class Hub:
         if self.conversations is None:
             return
         scope = trio.CancelScope()
-        self._timers[key] = scope
-        self.conversations.start_soon(self._fire, key, scope, delay_s, fn, *args)
+        if self._spawn(self._fire, key, scope, delay_s, fn, *args):
+            self._timers[key] = scope
 
     def cancel_timer(self, key: Hashable) -> bool:
         """Cancel a pending timer; True if there was one."""
@@ -247,8 +247,20 @@ class Hub:
         """Start a process-wide task once (for instance the presence heartbeat)."""
         if name in self._background or self.conversations is None:
             return
-        self._background.add(name)
-        self.conversations.start_soon(fn, *args)
+        if self._spawn(fn, *args):
+            self._background.add(name)
+
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
+        """Start a task in the hub's nursery; False once it is stopping (closed to new tasks,
+        which sockets closing at shutdown can still run into)."""
+        if self.conversations is None:
+            return False
+        try:
+            self.conversations.start_soon(fn, *args)
+        except RuntimeError:  # "Nursery is closed to new arrivals"
+            self.conversations = None
+            return False
+        return True
 
 
 async def _keepalive_loop(interval_s: float, members: dict[str, KeepAlive]) -> None:
