@@ -9,9 +9,13 @@ does not take at once goes to the session's own writer task (DECISIONS D22, STYL
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Protocol
 
 import trio
+
+log = logging.getLogger("Connections")
 
 
 class Flushable(Protocol):
@@ -40,20 +44,19 @@ class Flusher:
     async def run(self) -> None:
         """Flush until cancelled; what is still queued then is flushed on the way out.
 
-        Error policy: `flush` is sync and never raises.
+        Error policy: `flush` is not expected to raise; if one does, it is logged and the other
+        sockets are still flushed (this task serves every socket of the process).
         """
         self.running = True
         try:
             while True:
                 await self._wait()
                 queued, self._queued = self._queued, []
-                for session in queued:
-                    session.flush()
+                _flush_all(queued)
         finally:
             self.running = False
             queued, self._queued = self._queued, []
-            for session in queued:
-                session.flush()
+            _flush_all(queued)
 
     async def _wait(self) -> None:
         if self._queued:
@@ -66,3 +69,11 @@ class Flusher:
             return trio.lowlevel.Abort.SUCCEEDED
 
         await trio.lowlevel.wait_task_rescheduled(abort)
+
+
+def _flush_all(sessions: Iterable[Flushable]) -> None:
+    for session in sessions:
+        try:
+            session.flush()
+        except Exception:
+            log.exception("Flushing a socket failed")

@@ -163,9 +163,16 @@ class Session:
             self._metrics.ws_messages_total.inc(written, direction="out")
 
     def _start_writer(self) -> None:
-        if not self._writing and self._nursery is not None:
-            self._writing = True
+        if self._writing or self._nursery is None:
+            return
+        try:
             self._nursery.start_soon(self._write_loop)
+        except RuntimeError:
+            # "closed to new arrivals": the session is ending (its nursery closed, run() has not
+            # resumed yet); the socket is closed right after, so there is nothing left to write.
+            self._nursery = None
+            return
+        self._writing = True
 
     def _queue_pong(self, frame: bytes) -> None:
         # droppable: a client flooding pings cannot grow the outbox past its bound

@@ -16,6 +16,7 @@ from wsproto.events import (
 )
 
 from agentim.protocol.wsframes import text_frame
+from agentim.routing.flush import Flusher
 from agentim.routing.hub import Hub
 from agentim.routing.outbox import Outbox
 from agentim.ws import transport
@@ -212,3 +213,42 @@ async def test_outbox_hands_over_everything_queued_at_once() -> None:
         outbox.queue_nowait(b"f")
     assert outbox.take() == [b"rest of d", b"e"]
     assert outbox.take() == []
+
+
+async def test_flushing_a_dead_socket_of_an_ending_session_is_quiet() -> None:
+    """A peer gone mid-write while the session's nursery has just closed (its run() not resumed
+    yet): the flush leaves the frames and raises nothing (it used to crash the hub's flusher)."""
+    ours, theirs = trio.socket.socketpair()
+    theirs.close()
+    conn = transport.WsConnection(trio.SocketStream(ours), max_message_bytes=1024)
+    limits = SessionLimits(auth_timeout_s=10, ping_interval_s=30, outbox_frames=8)
+    session = Session(conn, Hub(), kind="client", limits=limits)
+    async with trio.open_nursery() as ended:
+        session._nursery = ended
+    session.outbox.queue_nowait(text_frame(b"late"))
+    session.flush()  # EPIPE, and no writer can start any more
+    assert len(session.outbox) == 1
+    ours.close()
+
+
+async def test_the_flusher_survives_a_failing_socket() -> None:
+    flushed: list[str] = []
+
+    class Broken:
+        def flush(self) -> None:
+            raise RuntimeError("boom")
+
+    class Fine:
+        def flush(self) -> None:
+            flushed.append("fine")
+
+    flusher = Flusher()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(flusher.run)
+        await trio.testing.wait_all_tasks_blocked()
+        assert flusher.add(Broken()) and flusher.add(Fine())
+        await trio.testing.wait_all_tasks_blocked()
+        assert flusher.add(Fine())
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.cancel_scope.cancel()
+    assert flushed == ["fine", "fine"]
