@@ -61,6 +61,8 @@ def _on_frame(client: Client, stats: Stats, payload: bytes) -> None:
             stats.errors += 1
             if len(stats.error_samples) < 5:
                 stats.error_samples.append(payload)
+            if client.window is not None:
+                client.window.release()  # the answer to one of its messages (RATE_LIMITED)
         return
     if stats.measuring:
         stats.deliveries += 1
