@@ -70,6 +70,52 @@ async def send_message(
 
 async def send_one(services: Services, *, user_id: str, username: str, draft: Draft) -> Sent:
     """send_message, returning the room's agent members too (one round trip for both)."""
+    sent = await _store_one(services, user_id, username, draft)
+    await announce(services, [sent])
+    return sent
+
+
+async def store_many(
+    services: Services, *, user_id: str, username: str, drafts: list[Draft]
+) -> list[Sent | AgentImError]:
+    """Store several messages of one sender (a burst off one socket) in one statement; each
+    keeps its own outcome, in order. Nothing is published yet: `announce` does that.
+
+    Drafts with attachments go through `send_one` (the caller keeps them out of bursts).
+    """
+    if len(drafts) <= 1:
+        return [await _store_alone(services, user_id, username, d) for d in drafts]
+    items = [_new_message(draft) for draft in drafts]
+    try:
+        outcomes = await store.insert_user_messages(
+            services.db, user_id=user_id, username=username, messages=items
+        )
+    except DbError:
+        # one bad row (a reply to a missing message) fails the statement: each alone, then
+        return [await _store_alone(services, user_id, username, draft) for draft in drafts]
+    results: list[Sent | AgentImError] = []
+    for item, outcome in zip(items, outcomes, strict=True):
+        try:
+            results.append(_accepted(item, outcome, user_id, username))
+        except AgentImError as exc:
+            results.append(exc)
+    return results
+
+
+async def announce(services: Services, sent: list[Sent]) -> None:
+    """Count and broadcast stored messages (`server:new_message`, in order, one pipeline)."""
+    if sent:
+        services.metrics.messages_total.inc(len(sent), type="text")
+        await services.events.publish_all([_new_message_event(s) for s in sent])
+
+
+async def withdraw(services: Services, sent: list[Sent]) -> None:
+    """Delete stored messages that were never announced (over the rate limit after all)."""
+    if sent:
+        await store.delete_messages(services.db, [s.message["id"] for s in sent])
+
+
+async def _store_one(services: Services, user_id: str, username: str, draft: Draft) -> Sent:
     item = _new_message(draft)
     try:
         outcome = await store.insert_user_message(
@@ -79,47 +125,14 @@ async def send_one(services: Services, *, user_id: str, username: str, draft: Dr
         )  # fmt: skip
     except DbError as exc:
         raise _send_failed(exc) from exc
-    sent = _accepted(item, outcome, user_id, username)
-    services.metrics.messages_total.inc(type="text")
-    await services.events.publish(_new_message_event(sent))
-    return sent
+    return _accepted(item, outcome, user_id, username)
 
 
-async def send_many(
-    services: Services, *, user_id: str, username: str, drafts: list[Draft]
-) -> list[Sent | AgentImError]:
-    """Several messages of one sender (a burst off one socket) in one statement, then their
-    events in one pipelined publish; each keeps its own outcome, in order.
-
-    Drafts with attachments go through `send_one` (the caller keeps them out of bursts).
-    """
-    if len(drafts) <= 1:
-        return [await _send_alone(services, user_id, username, d) for d in drafts]
-    items = [_new_message(draft) for draft in drafts]
-    try:
-        outcomes = await store.insert_user_messages(
-            services.db, user_id=user_id, username=username, messages=items
-        )
-    except DbError:
-        # one bad row (a reply to a missing message) fails the statement: each alone, then
-        return [await _send_alone(services, user_id, username, draft) for draft in drafts]
-    results: list[Sent | AgentImError] = []
-    for item, outcome in zip(items, outcomes, strict=True):
-        try:
-            results.append(_accepted(item, outcome, user_id, username))
-        except AgentImError as exc:
-            results.append(exc)
-    sent = [r for r in results if isinstance(r, Sent)]
-    services.metrics.messages_total.inc(len(sent), type="text")
-    await services.events.publish_all([_new_message_event(s) for s in sent])
-    return results
-
-
-async def _send_alone(
+async def _store_alone(
     services: Services, user_id: str, username: str, draft: Draft
 ) -> Sent | AgentImError:
     try:
-        return await send_one(services, user_id=user_id, username=username, draft=draft)
+        return await _store_one(services, user_id, username, draft)
     except AgentImError as exc:
         return exc
 

@@ -11,8 +11,10 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
+import trio
+
 from agentim.actions import generation, permissions, presence, typing
-from agentim.actions.messages import Draft, send_many, send_one
+from agentim.actions.messages import Draft, Sent, announce, send_one, store_many, withdraw
 from agentim.actions.routing import route_user_message
 from agentim.auth.revocation import revoked_cutoff
 from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
@@ -125,25 +127,46 @@ class ClientEndpoint:
         return max(0, min(hits, settings.client_rate_limit_max - (count - hits)))
 
     async def _send_burst(self, session: Session, burst: list[proto.ClientSendMessage]) -> None:
-        """Store and broadcast the messages the rate limit allows; RATE_LIMITED for the rest."""
+        """Store and broadcast the messages the rate limit allows; RATE_LIMITED for the rest.
+
+        The rate-limit count and the insert run side by side (one Redis and one PostgreSQL
+        round trip at once, not one after the other); messages the count refuses are deleted
+        again before anything is broadcast, so nobody is told about them.
+        """
         if not burst or session.close_request is not None:
             return
-        allowed = await self._allowance(session.user_id, len(burst))
-        drafts = [Draft(m.room_id, m.content, m.reply_to_id) for m in burst[:allowed]]
+        drafts = [Draft(m.room_id, m.content, m.reply_to_id) for m in burst]
+        counted: list[int] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._count, counted, session.user_id, len(burst))
+            results = await self._store(session, drafts)
+        allowed = counted[0]
+        kept, over = results[:allowed], results[allowed:]
         try:
-            results = await send_many(
-                self.services, user_id=session.user_id, username=session.username, drafts=drafts
-            )
+            await withdraw(self.services, [r for r in over if isinstance(r, Sent)])
+            await announce(self.services, [r for r in kept if isinstance(r, Sent)])
         except Exception as exc:
             log.error("Error handling client message client:send_message: %s", exc, exc_info=True)
-            results = [AgentImError(500, "Internal error")] * len(drafts)
-        for result in results:
+            kept = [AgentImError(500, "Internal error")] * len(kept)
+        for result in kept:
             if isinstance(result, AgentImError):
                 _refused(session, result)
             else:
                 await route_user_message(self.services, result)  # queues a hop; never waits
-        for _ in range(len(burst) - allowed):
+        for _ in over:
             _error(session, ErrorCode.RATE_LIMITED)
+
+    async def _count(self, counted: list[int], user_id: str, hits: int) -> None:
+        counted.append(await self._allowance(user_id, hits))
+
+    async def _store(self, session: Session, drafts: list[Draft]) -> list[Sent | AgentImError]:
+        try:
+            return await store_many(
+                self.services, user_id=session.user_id, username=session.username, drafts=drafts
+            )
+        except Exception as exc:
+            log.error("Error handling client message client:send_message: %s", exc, exc_info=True)
+            return [AgentImError(500, "Internal error")] * len(drafts)
 
     async def on_close(self, session: Session) -> None:
         """Typing stops in each joined room; presence goes offline after the grace period."""
