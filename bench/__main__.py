@@ -145,35 +145,46 @@ def _active(args: argparse.Namespace) -> int:
 
 
 class Listeners:
-    """The passive clients, split over `--listener-procs` child processes (bench/listeners.py)."""
+    """The passive clients, split over `--listener-procs` child processes (bench/listeners.py).
+
+    The hub writes a room's sockets in join order, so where the probes join decides whether they
+    measure the first, the median or the last recipient. Half of the listener processes join
+    before the probes and half after, so the probes sit in the middle: the median client.
+    """
 
     def __init__(self) -> None:
         self.processes: list[trio.Process] = []
-        self._specs: list[str] = []
         self._lines: list[Callable[[], Awaitable[str]]] = []
 
-    async def start(self, urls: Sequence[str], cast: Cast, args: argparse.Namespace) -> None:
+    @staticmethod
+    def groups(cast: Cast, args: argparse.Namespace) -> list[list[tuple[int, str]]]:
+        """The (index, token) pairs of each listener process."""
         passive = list(range(_active(args), args.clients))
         if not args.listener_procs or not passive:
-            return
-        for n in range(args.listener_procs):
-            members = [(i, cast.tokens[i]) for i in passive[n :: args.listener_procs]]
-            spec = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
-            with spec:
-                json.dump({"urls": list(urls), "room_id": cast.room_id, "members": members}, spec)
-            process = await trio.lowlevel.open_process(
-                [sys.executable, "-m", "bench.listeners", "--spec", spec.name],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-            )  # fmt: skip
-            self.processes.append(process)
-            self._specs.append(spec.name)
-            self._lines.append(_line_reader(process))
-        with trio.fail_after(120):
-            for read_line in self._lines:
+            return []
+        procs = args.listener_procs
+        return [[(i, cast.tokens[i]) for i in passive[n::procs]] for n in range(procs)]
+
+    async def start(
+        self, urls: Sequence[str], cast: Cast, members: Sequence[tuple[int, str]]
+    ) -> None:
+        """One listener process for `members`; returns once they all joined the room."""
+        spec = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
+        with spec:
+            json.dump({"urls": list(urls), "room_id": cast.room_id, "members": members}, spec)
+        process = await trio.lowlevel.open_process(
+            [sys.executable, "-m", "bench.listeners", "--spec", spec.name],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        )  # fmt: skip
+        self.processes.append(process)
+        read_line = _line_reader(process)
+        self._lines.append(read_line)
+        try:
+            with trio.fail_after(120):
                 if await read_line() != "ready":
                     raise RuntimeError("a listener process failed to start")
-        for name in self._specs:
-            os.unlink(name)  # read by now: the child read it before it printed ready
+        finally:
+            os.unlink(spec.name)
 
     def kill(self) -> None:
         for process in self.processes:
@@ -248,9 +259,14 @@ async def _run_clients(
     urls: Sequence[str], cast: Cast, args: argparse.Namespace, pids: Sequence[int],
     stats: Stats, listeners: Listeners,
 ) -> list[Client]:  # fmt: skip
+    groups = Listeners.groups(cast, args)
+    early, late = groups[: len(groups) // 2], groups[len(groups) // 2 :]
     async with trio.open_nursery() as nursery:
-        await listeners.start(urls, cast, args)
+        for members in early:
+            await listeners.start(urls, cast, members)
         clients = await _open_all(urls, cast, args)
+        for members in late:
+            await listeners.start(urls, cast, members)
         for client in clients:
             if args.outstanding and client.sender is not None:
                 client.window = trio.Semaphore(args.outstanding)
@@ -376,7 +392,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--idle", type=int, default=0, help="measure N idle sockets instead")
     parser.add_argument(
-        "--listener-procs", type=int, default=1,
+        "--listener-procs", type=int, default=2,
         help="child processes for the clients that neither send nor probe (0: all in this one)",
     )  # fmt: skip
     add_hub_arguments(parser, base_port=3100)
