@@ -22,8 +22,6 @@ import trio
 from bench.wsclient import Socket
 
 NEW_MESSAGE: bytes = b'{"type":"server:new_message"'
-
-
 PING: bytes = b"\x89\x00"  # the hub's keep-alive ping (an empty, unmasked ping frame)
 PONG: bytes = b"\x8a\x80\x00\x00\x00\x00"  # its answer: an empty pong, all-zero mask
 RECEIVE_BYTES: int = 1 << 20
