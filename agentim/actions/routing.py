@@ -89,9 +89,7 @@ async def handle_hop(services: Services, hop: Hop) -> None:
 # user messages (§3.3, §3.4) ------------------------------------------------------------------
 async def _route_user_message(services: Services, hop: Hop) -> None:
     message = hop.message
-    members = (
-        hop.members if hop.members is not None else await _members(services, message["roomId"])
-    )
+    members = list(hop.members)  # stored with the message (route_user_message)
     targets = choose_targets(message["mentions"], members)
     if members and not targets.agent_ids:
         targets = await _broadcast(services, message, members)

@@ -40,8 +40,8 @@ class Hop:
     """One message to route within a conversation.
 
     `message` is the stored message as broadcast (`id`, `roomId`, `senderId`, `senderName`,
-    `content`, `mentions`). `members`, when known, are the room's agent members as stored with
-    the message (routing then skips that query). `sender_agent_id` is None for the user
+    `content`, `mentions`). For a user message, `members` are the room's agent members as stored
+    with it (routing needs no query for them). `sender_agent_id` is None for the user
     message that starts a conversation; for an agent reply it is the replying agent and `depth`
     the gateway's depth.
     """
@@ -50,7 +50,7 @@ class Hop:
     message: dict[str, Any]
     depth: int = 0
     sender_agent_id: str | None = None
-    members: tuple[AgentMember, ...] | None = None  # the room's agents when it was stored
+    members: tuple[AgentMember, ...] = ()  # a user message's: the room's agents when stored
 
 
 HopHandler = Callable[[Hop], Awaitable[None]]

@@ -204,8 +204,6 @@ class Hub:
     ) -> None:
         """Run `fn(*args)` after `delay_s` unless `cancel_timer(key)` comes first."""
         self.cancel_timer(key)
-        if self.conversations is None:
-            return
         scope = trio.CancelScope()
         if self._spawn(self._fire, key, scope, delay_s, fn, *args):
             self._timers[key] = scope
@@ -245,9 +243,7 @@ class Hub:
 
     def ensure_background(self, name: str, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """Start a process-wide task once (for instance the presence heartbeat)."""
-        if name in self._background or self.conversations is None:
-            return
-        if self._spawn(fn, *args):
+        if name not in self._background and self._spawn(fn, *args):
             self._background.add(name)
 
     def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:

@@ -14,8 +14,8 @@ import builtins
 import functools
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any, Final
 from urllib.parse import unquote, urlsplit
 
@@ -135,11 +135,8 @@ class Kv:
             raise KvUnavailable(str(exc) or type(exc).__name__) from exc
 
     async def _native_call(self, pool: resp.Pool, *args: resp.Arg) -> resp.Reply:
-        try:
-            with trio.fail_after(COMMAND_TIMEOUT_S):
-                return await pool.call(*args)
-        except _NATIVE_FAILURES as exc:
-            raise KvUnavailable(str(exc) or type(exc).__name__) from exc
+        with _native_guard():
+            return await pool.call(*args)
 
     async def ping(self) -> bool:
         """Both clients answer (the native one too, so a URL it cannot use fails at startup)."""
@@ -190,17 +187,13 @@ class Kv:
             if script is None:
                 script = self._scripts[lua] = self._client.register_script(lua)
             return await self._call(script, keys=list(keys), args=list(args))  # type: ignore[no-any-return]
-        sha = _sha1(lua)
-        try:
-            with trio.fail_after(COMMAND_TIMEOUT_S):
-                try:
-                    return await self._native.call("EVALSHA", sha, len(keys), *keys, *args)
-                except resp.RespError as exc:
-                    if not str(exc).startswith("NOSCRIPT"):
-                        raise
-                return await self._native.call("EVAL", lua, len(keys), *keys, *args)
-        except _NATIVE_FAILURES as exc:
-            raise KvUnavailable(str(exc) or type(exc).__name__) from exc
+        with _native_guard():
+            try:
+                return await self._native.call("EVALSHA", _sha1(lua), len(keys), *keys, *args)
+            except resp.RespError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+            return await self._native.call("EVAL", lua, len(keys), *keys, *args)
 
     async def sadd_expire(self, name: str, member: str, ttl_s: int) -> None:
         await self._call(self._client.sadd, self.key(name), member)
@@ -226,10 +219,7 @@ class Kv:
                 return found
 
     async def publish(self, channel: str, payload: bytes) -> None:
-        if self._native is None:
-            await self._call(self._client.publish, self.key(channel), payload)
-        else:
-            await self._native_call(self._native, "PUBLISH", self.key(channel), payload)
+        await self.publish_many(channel, [payload])
 
     async def publish_many(self, channel: str, payloads: list[bytes]) -> None:
         """PUBLISH each payload, in order, in one round trip (pipelined)."""
@@ -237,14 +227,18 @@ class Kv:
             for payload in payloads:
                 await self._call(self._client.publish, self.key(channel), payload)
             return
-        commands: list[tuple[resp.Arg, ...]] = [
-            ("PUBLISH", self.key(channel), payload) for payload in payloads
-        ]
-        try:
-            with trio.fail_after(COMMAND_TIMEOUT_S):
-                await self._native.call_many(commands)
-        except _NATIVE_FAILURES as exc:
-            raise KvUnavailable(str(exc) or type(exc).__name__) from exc
+        with _native_guard():
+            await self._native.call_many([("PUBLISH", self.key(channel), p) for p in payloads])
+
+
+@contextmanager
+def _native_guard() -> Iterator[None]:
+    """The command timeout, and every native failure as KvUnavailable."""
+    try:
+        with trio.fail_after(COMMAND_TIMEOUT_S):
+            yield
+    except _NATIVE_FAILURES as exc:
+        raise KvUnavailable(str(exc) or type(exc).__name__) from exc
 
 
 def _as_int(reply: resp.Reply) -> int:

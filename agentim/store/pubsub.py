@@ -45,26 +45,18 @@ class EventBus:
         self.published = 0
 
     async def publish(self, event: Event) -> None:
-        if self.captured is not None:
-            self.captured.append(decode_event(encode_event(event)))
-        self.published += 1
-        try:
-            await self._kv.publish(EVENTS_CHANNEL, encode_event(event))
-        except KvUnavailable as exc:
-            log.warning("Redis unavailable for event publish, delivering locally: %s", exc)
-            self._sink.deliver(event)
+        await self.publish_all([event])
 
     async def publish_all(self, events: list[Event]) -> None:
-        """Publish in order, in one pipelined round trip."""
-        if len(events) <= 1:
-            for event in events:
-                await self.publish(event)
+        """Publish in order, in one pipelined round trip; with Redis down, deliver locally."""
+        if not events:
             return
+        payloads = [encode_event(event) for event in events]
         if self.captured is not None:
-            self.captured.extend(decode_event(encode_event(e)) for e in events)
+            self.captured.extend(decode_event(payload) for payload in payloads)
         self.published += len(events)
         try:
-            await self._kv.publish_many(EVENTS_CHANNEL, [encode_event(e) for e in events])
+            await self._kv.publish_many(EVENTS_CHANNEL, payloads)
         except KvUnavailable as exc:
             # A pipeline cut short may have published some: those reach this process twice.
             log.warning("Redis unavailable for event publish, delivering locally: %s", exc)

@@ -146,8 +146,7 @@ class ClientEndpoint:
             await withdraw(self.services, [r for r in over if isinstance(r, Sent)])
             await announce(self.services, [r for r in kept if isinstance(r, Sent)])
         except Exception as exc:
-            log.error("Error handling client message client:send_message: %s", exc, exc_info=True)
-            kept = [AgentImError(500, "Internal error")] * len(kept)
+            kept = _send_failed(exc, len(kept))
         for result in kept:
             if isinstance(result, AgentImError):
                 _refused(session, result)
@@ -165,8 +164,7 @@ class ClientEndpoint:
                 self.services, user_id=session.user_id, username=session.username, drafts=drafts
             )
         except Exception as exc:
-            log.error("Error handling client message client:send_message: %s", exc, exc_info=True)
-            return [AgentImError(500, "Internal error")] * len(drafts)
+            return _send_failed(exc, len(drafts))
 
     async def on_close(self, session: Session) -> None:
         """Typing stops in each joined room; presence goes offline after the grace period."""
@@ -317,6 +315,12 @@ def _error(session: Session, code: ErrorCode, message: str | None = None) -> Non
 def _refused(session: Session, exc: AgentImError) -> None:
     """A handler's AgentImError as server:error (its text only when it carries a code)."""
     _error(session, exc.code or ErrorCode.INTERNAL_ERROR, exc.message if exc.code else None)
+
+
+def _send_failed(exc: Exception, count: int) -> list[Sent | AgentImError]:
+    """An unexpected failure of a burst: logged once, INTERNAL_ERROR for each message."""
+    log.error("Error handling client message client:send_message: %s", exc, exc_info=True)
+    return [AgentImError(500, "Internal error")] * count
 
 
 def _burstable(session: Session, message: proto.ClientSendMessage) -> bool:
