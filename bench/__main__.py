@@ -49,7 +49,7 @@ class Stats:
 class Client:
     index: int
     sock: Socket
-    probe: bool
+    probe: bool  # records latencies here (only with --listener-procs 0)
     sender: int | None  # sender number, or None
     window: trio.Semaphore | None = None
 
@@ -65,13 +65,13 @@ def _on_frame(client: Client, stats: Stats, payload: bytes) -> None:
         return
     if stats.measuring:
         stats.deliveries += 1
-    if not client.probe:
+    if not client.probe and client.sender is None:
         return
     at = payload.find(MARKER)
     if at < 0:
         return
     t_ns, sender, _ = payload[at + len(MARKER) :].split(b":", 2)
-    if stats.measuring:
+    if client.probe and stats.measuring:
         stats.latencies_ns.append(time.perf_counter_ns() - int(t_ns))
     if client.sender is not None and int(sender) == client.sender:
         if stats.measuring:
@@ -103,11 +103,12 @@ async def _send_window(client: Client, room_id: str) -> None:
         await client.sock.send_raw(_message(room_id, client.sender, seq))
 
 
-async def _send_paced(client: Client, room_id: str, per_sender_rate: float) -> None:
-    """Open loop: one message every 1/rate seconds, whatever the echoes do."""
+async def _send_paced(client: Client, room_id: str, rate: float, senders: int) -> None:
+    """Open loop: the senders take turns, so the hub gets one message every 1/rate seconds
+    (each sender every senders/rate seconds), whatever the echoes do."""
     assert client.sender is not None
-    interval, seq = 1.0 / per_sender_rate, 0
-    next_at = trio.current_time() + interval * (client.sender + 1) / 10
+    interval, seq = senders / rate, 0
+    next_at = trio.current_time() + (client.sender + 1) / rate
     while True:
         await trio.sleep_until(next_at)
         seq += 1
@@ -115,23 +116,22 @@ async def _send_paced(client: Client, room_id: str, per_sender_rate: float) -> N
         next_at += interval
 
 
-async def _open_client(index: int, url: str, cast: Cast, *, probes: int, senders: int) -> Client:
+async def _open_client(index: int, url: str, cast: Cast, args: argparse.Namespace) -> Client:
     sock = await open_member(url, cast.tokens[index], cast.room_id, index)
-    sender = index if index < senders else None
-    return Client(index, sock, probe=index < senders + probes, sender=sender)
+    sender = index if index < args.senders else None
+    probe = not args.listener_procs and index < _active(args)
+    return Client(index, sock, probe=probe, sender=sender)
 
 
 async def _open_all(urls: Sequence[str], cast: Cast, args: argparse.Namespace) -> list[Client]:
-    """The senders and probes (and, without listener processes, every other client too)."""
-    count = args.clients if not args.listener_procs else min(args.clients, _active(args))
+    """The senders (and, without listener processes, every other client too)."""
+    count = args.clients if not args.listener_procs else min(args.clients, args.senders)
     clients: list[Client | None] = [None] * count
     limiter = trio.CapacityLimiter(20)  # connect in small waves
 
     async def one(index: int) -> None:
         async with limiter:
-            clients[index] = await _open_client(
-                index, urls[index % len(urls)], cast, probes=args.probes, senders=args.senders
-            )
+            clients[index] = await _open_client(index, urls[index % len(urls)], cast, args)
 
     async with trio.open_nursery() as nursery:
         for index in range(count):
@@ -144,16 +144,25 @@ def _active(args: argparse.Namespace) -> int:
 
 
 class Listeners:
-    """The passive clients, split over `--listener-procs` child processes (bench/listeners.py).
+    """The passive clients, split over `--listener-procs` child processes, and the probes in
+    one more (bench/listeners.py).
 
     The hub writes a room's sockets in join order, so where the probes join decides whether they
     measure the first, the median or the last recipient. Half of the listener processes join
-    before the probes and half after, so the probes sit in the middle: the median client.
+    before the senders and the probes and half after, so the probes sit in the middle: the
+    median client.
     """
 
     def __init__(self) -> None:
         self.processes: list[trio.Process] = []
         self._lines: list[Callable[[], Awaitable[str]]] = []
+
+    @staticmethod
+    def probes(cast: Cast, args: argparse.Namespace) -> list[tuple[int, str]]:
+        """The (index, token) pairs of the probe process (none without listener processes)."""
+        if not args.listener_procs:
+            return []
+        return [(i, cast.tokens[i]) for i in range(args.senders, min(args.clients, _active(args)))]
 
     @staticmethod
     def groups(cast: Cast, args: argparse.Namespace) -> list[list[tuple[int, str]]]:
@@ -165,12 +174,20 @@ class Listeners:
         return [[(i, cast.tokens[i]) for i in passive[n::procs]] for n in range(procs)]
 
     async def start(
-        self, urls: Sequence[str], cast: Cast, members: Sequence[tuple[int, str]]
+        self,
+        urls: Sequence[str],
+        cast: Cast,
+        members: Sequence[tuple[int, str]],
+        *,
+        probe: bool = False,
     ) -> None:
         """One listener process for `members`; returns once they all joined the room."""
+        if not members:
+            return
         spec = tempfile.NamedTemporaryFile("w", suffix=".json", delete=False)  # noqa: SIM115
         with spec:
-            json.dump({"urls": list(urls), "room_id": cast.room_id, "members": members}, spec)
+            json.dump({"urls": list(urls), "room_id": cast.room_id, "members": members,
+                       "probe": probe}, spec)  # fmt: skip
         process = await trio.lowlevel.open_process(
             [sys.executable, "-m", "bench.listeners", "--spec", spec.name],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
@@ -195,16 +212,16 @@ class Listeners:
             assert process.stdin is not None
             await process.stdin.send_all(f"{command}\n".encode())
 
-    async def stop(self) -> int:
-        """Stop counting; the deliveries the listeners counted."""
+    async def stop(self, stats: Stats) -> None:
+        """Stop counting; add what the listeners counted and the probes measured to `stats`."""
         await self.tell("stop")
-        total = 0
         with trio.fail_after(30):
             for read_line in self._lines:
-                total += int(await read_line())
+                result = json.loads(await read_line())
+                stats.deliveries += result["deliveries"]
+                stats.latencies_ns += result["latencies_ns"]
             for process in self.processes:
                 await process.wait()
-        return total
 
 
 def _line_reader(process: trio.Process) -> Callable[[], Awaitable[str]]:
@@ -264,6 +281,7 @@ async def _run_clients(
         for members in early:
             await listeners.start(urls, cast, members)
         clients = await _open_all(urls, cast, args)
+        await listeners.start(urls, cast, Listeners.probes(cast, args), probe=True)
         for members in late:
             await listeners.start(urls, cast, members)
         for client in clients:
@@ -277,7 +295,7 @@ async def _run_clients(
             if args.outstanding:
                 nursery.start_soon(_send_window, client, cast.room_id)
             else:
-                nursery.start_soon(_send_paced, client, cast.room_id, args.rate / args.senders)
+                nursery.start_soon(_send_paced, client, cast.room_id, args.rate, args.senders)
         await trio.sleep(args.warmup)
         gc.collect()
         gc.freeze()  # the load generator's own GC pauses would show up as hub latency
@@ -285,7 +303,7 @@ async def _run_clients(
         stats.measuring, cpu_before = True, cpu_seconds(pids)
         await trio.sleep(args.duration)
         stats.measuring, stats.hub_cpu_s = False, cpu_seconds(pids) - cpu_before
-        stats.deliveries += await listeners.stop()
+        await listeners.stop(stats)
         nursery.cancel_scope.cancel()
     return clients
 
@@ -392,7 +410,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--idle", type=int, default=0, help="measure N idle sockets instead")
     parser.add_argument(
         "--listener-procs", type=int, default=2,
-        help="child processes for the clients that neither send nor probe (0: all in this one)",
+        help="child processes for the clients that neither send nor probe, besides the probes' "
+        "own (0: all in this one)",
     )  # fmt: skip
     add_hub_arguments(parser, base_port=3100)
     args = parser.parse_args(argv)

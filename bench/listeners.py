@@ -1,11 +1,15 @@
-"""Passive clients in their own process, so the load generator's probes are not queued behind
-hundreds of sockets in one Python process (that queueing would be counted as hub latency).
+"""Passive clients and latency probes in their own processes, so that what is measured is the
+hub, not the load generator: in one Python process with the senders, a probe's frame waited
+behind the other sockets' frames and trio's task switches, and that queueing was counted as hub
+latency.
 
     python -m bench.listeners --spec spec.json     # started by `python -m bench`, not by hand
 
-The spec names the hub URLs, the room and the (index, token) pairs. The process prints `ready`
-once every client has joined; on stdin `start` begins counting `server:new_message` frames and
-`stop` prints the count and exits.
+The spec names the hub URLs, the room, the (index, token) pairs and whether the process probes.
+The process prints `ready` once every client has joined; on stdin `start` begins counting
+`server:new_message` frames and `stop` prints one JSON line and exits: the count and, for a
+probe process, the latency of every bench message (its send time travels in its content) as
+seen right after the read that brought it.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import json
 import os
 import select
 import sys
+import time
 from typing import Any
 
 import trio
@@ -22,6 +27,7 @@ import trio
 from bench.wsclient import Socket
 
 NEW_MESSAGE: bytes = b'{"type":"server:new_message"'
+MARKER: bytes = b'"content":"bench:'  # followed by the send time (perf_counter ns) and ":"
 PING: bytes = b"\x89\x00"  # the hub's keep-alive ping (an empty, unmasked ping frame)
 PONG: bytes = b"\x8a\x80\x00\x00\x00\x00"  # its answer: an empty pong, all-zero mask
 RECEIVE_BYTES: int = 1 << 20
@@ -32,15 +38,34 @@ class Counter:
     receives up to hundreds of thousands of frames per second and must not be the bottleneck).
     Exact for the bench's traffic, whose contents never contain the prefix."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, probe: bool = False) -> None:
         self.measuring = False
         self.deliveries = 0
+        self.probe = probe
+        self.latencies_ns: list[int] = []
 
     def count(self, data: bytes) -> int:
         found = data.count(NEW_MESSAGE)
         if self.measuring:
             self.deliveries += found
         return found
+
+    def time(self, data: bytes, received_ns: int) -> bytes:
+        """Record the latency of each complete send time in `data`; what is cut short by the
+        read boundary comes back, to be searched again with the next read."""
+        at = data.find(MARKER)
+        while at >= 0:
+            start = at + len(MARKER)
+            end = data.find(b":", start)
+            if end < 0:
+                return data[at:]
+            if self.measuring:
+                self.latencies_ns.append(received_ns - int(data[start:end]))
+            at = data.find(MARKER, end)
+        return b""
+
+    def result(self) -> str:
+        return json.dumps({"deliveries": self.deliveries, "latencies_ns": self.latencies_ns})
 
 
 def fake_ip(index: int) -> str:
@@ -67,11 +92,12 @@ async def open_member(url: str, token: str, room_id: str, index: int) -> Socket:
 class Stream:
     """One joined socket after setup: its descriptor and the bytes not yet searched."""
 
-    __slots__ = ("carry", "fd")
+    __slots__ = ("carry", "fd", "timing")
 
     def __init__(self, fd: int, carry: bytes) -> None:
         self.fd = fd
         self.carry = carry
+        self.timing = carry  # a probe's bytes not yet searched for send times
 
 
 def _read(stream: Stream, counter: Counter) -> None:
@@ -81,8 +107,11 @@ def _read(stream: Stream, counter: Counter) -> None:
         data = os.read(stream.fd, RECEIVE_BYTES)
     except BlockingIOError:
         return
+    received_ns = time.perf_counter_ns()  # CLOCK_MONOTONIC: the senders' clock too
     if not data:
         raise ConnectionError("closed by the hub")
+    if counter.probe:
+        stream.timing = counter.time(stream.timing + data, received_ns)
     data = stream.carry + data
     counter.count(data)
     stream.carry = data[-(len(NEW_MESSAGE) - 1) :]
@@ -90,10 +119,10 @@ def _read(stream: Stream, counter: Counter) -> None:
         os.write(stream.fd, PONG)
 
 
-def count_until_stopped(streams: list[Stream]) -> None:
+def count_until_stopped(streams: list[Stream], *, probe: bool) -> None:
     """A plain epoll loop (no trio: a few microseconds per read instead of a task switch and
     an epoll re-arm, so the listeners are not the bottleneck). Commands arrive on stdin."""
-    counter = Counter()
+    counter = Counter(probe=probe)
     by_fd = {s.fd: s for s in streams}
     stdin = sys.stdin.fileno()
     poller = select.epoll()
@@ -113,7 +142,7 @@ def count_until_stopped(streams: list[Stream]) -> None:
                 if line.strip() == b"start":
                     counter.measuring = True
                 elif line.strip() == b"stop":
-                    print(counter.deliveries, flush=True)
+                    print(counter.result(), flush=True)
                     return
 
 
@@ -137,4 +166,5 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(prog="python -m bench.listeners")
     parser.add_argument("--spec", required=True)
     with open(parser.parse_args().spec) as spec_file:
-        count_until_stopped(trio.run(join_all, json.load(spec_file)))
+        spec = json.load(spec_file)
+    count_until_stopped(trio.run(join_all, spec), probe=bool(spec.get("probe")))
