@@ -51,9 +51,10 @@ class Counter:
         return found
 
     def time(self, data: bytes, received_ns: int) -> bytes:
-        """Record the latency of each complete send time in `data`; what is cut short by the
-        read boundary comes back, to be searched again with the next read."""
-        at = data.find(MARKER)
+        """Record the latency of each complete send time in `data`; what the read boundary may
+        have cut short (a send time, or the start of a marker) comes back, to be searched again
+        with the next read."""
+        at, searched = data.find(MARKER), 0
         while at >= 0:
             start = at + len(MARKER)
             end = data.find(b":", start)
@@ -61,8 +62,9 @@ class Counter:
                 return data[at:]
             if self.measuring:
                 self.latencies_ns.append(received_ns - int(data[start:end]))
+            searched = end
             at = data.find(MARKER, end)
-        return b""
+        return data[max(searched, len(data) - len(MARKER) + 1) :]
 
     def result(self) -> str:
         return json.dumps({"deliveries": self.deliveries, "latencies_ns": self.latencies_ns})
