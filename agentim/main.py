@@ -79,7 +79,7 @@ def build_services(settings: Settings, db: Database, kv: Kv, hub: Hub) -> Servic
         settings=settings,
         db=db,
         kv=kv,
-        events=EventBus(kv, hub, hub.process_id),
+        events=EventBus(kv, hub),
         hub=hub,
         passwords=PasswordHasher(settings.bcrypt_rounds),
         tokens=TokenService(
@@ -188,7 +188,7 @@ async def _run_hub(
     await reset_stale_agents(services)  # D14: agents a crashed process left online
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
-        await nursery.start(run_subscriber, kv, hub, hub.process_id)
+        await nursery.start(run_subscriber, kv, hub)
         await nursery.start(services.conversations.run, partial(handle_hop, services))
         await nursery.start(PermissionBroker(hub, partial(expire_permission, services)).run)
         await nursery.start(run_orphan_cleanup, services)

@@ -1,9 +1,7 @@
 """Event: what crosses Redis pub/sub between hub processes (DECISIONS D15).
 
 The frame is encoded once by the publisher; every process hands the same bytes to its sockets.
-Wire form: one JSON header line, a newline, then the frame's JSON text. The header starts with
-the publishing process's id (`{"o":"<id>",…`), so a subscriber can skip its own events by prefix:
-each process delivers what it publishes to its own sockets at once (store/pubsub.py).
+Wire form: one JSON header line, a newline, then the frame's JSON text.
 """
 
 from __future__ import annotations
@@ -55,18 +53,8 @@ def control_event(action: str, target_id: str, **data: Any) -> Event:
     return Event(Target.CONTROL, target_id, "", control={"action": action, **data})
 
 
-def origin_prefix(origin: str) -> bytes:
-    """How every payload `origin` publishes starts."""
-    return f'{{"o":{dumps(origin)},'.encode()
-
-
-def encode_event(event: Event, origin: str) -> bytes:
-    header: dict[str, Any] = {
-        "o": origin,
-        "t": event.target.value,
-        "i": event.target_id,
-        "d": event.droppable,
-    }
+def encode_event(event: Event) -> bytes:
+    header: dict[str, Any] = {"t": event.target.value, "i": event.target_id, "d": event.droppable}
     if event.exclude:
         header["x"] = event.exclude
     if event.control is not None:

@@ -1,9 +1,7 @@
-"""Events after commit: delivered to this process's sockets at once, and published to Redis for
-the other processes, whose one subscriber each feeds their local hub (D15).
+"""Events after commit: publish to Redis; one subscriber per process feeds the local hub.
 
-A process's own events come back on the channel too; the subscriber skips them by their origin
-prefix. Local delivery does not wait for the Redis round trip, and with Redis down (D16) chat
-goes on within one process with nothing delivered twice.
+With Redis down, publish hands the event to the local hub directly (D16), so chat goes on
+within one process.
 """
 
 from __future__ import annotations
@@ -15,7 +13,7 @@ from typing import Final, Protocol
 import redis.exceptions
 import trio
 
-from agentim.protocol.events import Event, decode_event, encode_event, origin_prefix
+from agentim.protocol.events import Event, decode_event, encode_event
 from agentim.store.bridge import aio
 from agentim.store.kv import EVENTS_CHANNEL, Kv, KvUnavailable
 from agentim.store.resp import RespError, Subscriber
@@ -38,15 +36,11 @@ class EventSink(Protocol):
 
 
 class EventBus:
-    """The one way events leave an action: `await events.publish(event)` after commit.
+    """The one way events leave an action: `await events.publish(event)` after commit."""
 
-    `origin` names this process on the channel; its subscriber must skip that origin.
-    """
-
-    def __init__(self, kv: Kv, sink: EventSink, origin: str) -> None:
+    def __init__(self, kv: Kv, sink: EventSink) -> None:
         self._kv = kv
         self._sink = sink
-        self._origin = origin
         self.captured: list[Event] | None = None  # tests: record every published event
         self.published = 0
 
@@ -54,38 +48,32 @@ class EventBus:
         await self.publish_all([event])
 
     async def publish_all(self, events: list[Event]) -> None:
-        """Deliver to this process's sockets, then publish in order in one pipelined round
-        trip; with Redis down the other processes miss them (logged)."""
+        """Publish in order, in one pipelined round trip; with Redis down, deliver locally."""
         if not events:
             return
-        payloads = [encode_event(event, self._origin) for event in events]
+        payloads = [encode_event(event) for event in events]
         if self.captured is not None:
             self.captured.extend(decode_event(payload) for payload in payloads)
         self.published += len(events)
-        for event in events:
-            self._sink.deliver(event)
         try:
             await self._kv.publish_many(EVENTS_CHANNEL, payloads)
         except KvUnavailable as exc:
+            # A pipeline cut short may have published some: those reach this process twice.
             log.warning("Redis unavailable for event publish, delivering locally: %s", exc)
+            for event in events:
+                self._sink.deliver(event)
 
 
 async def run_subscriber(
-    kv: Kv,
-    sink: EventSink,
-    origin: str,
-    *,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    kv: Kv, sink: EventSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Read the events channel forever, skipping `origin`'s own events; resubscribe after a
-    Redis outage.
+    """Read the events channel forever; resubscribe after a Redis outage.
 
     The trio-native subscriber is used unless the URL is a sentinel one (redis.asyncio then).
     Error policy: Redis errors are logged and retried every second; decode errors skip one event.
     `task_status.started()` is called once: when first subscribed, or after the first failure.
     """
     started = False
-    own = origin_prefix(origin)
 
     def announce() -> None:
         nonlocal started
@@ -96,9 +84,9 @@ async def run_subscriber(
     while True:
         try:
             if kv.native is not None:
-                await _run_native(kv.native.url, kv.key(EVENTS_CHANNEL), sink, own, announce)
+                await _run_native(kv.native.url, kv.key(EVENTS_CHANNEL), sink, announce)
             else:
-                await _run_aio(kv, sink, own, announce)
+                await _run_aio(kv, sink, announce)
         except _SUBSCRIPTION_LOST as exc:
             log.warning(
                 "Redis subscription lost, resubscribing: %s", str(exc) or type(exc).__name__
@@ -108,16 +96,16 @@ async def run_subscriber(
 
 
 async def _run_native(
-    url: str, channel: str, sink: EventSink, own: bytes, announce: Callable[[], None]
+    url: str, channel: str, sink: EventSink, announce: Callable[[], None]
 ) -> None:
     async with Subscriber.open(url, channel) as subscriber:
         announce()
         while True:
             for payload in await subscriber.receive_batch():  # delivered back to back
-                _deliver(sink, payload, own)
+                _deliver(sink, payload)
 
 
-async def _run_aio(kv: Kv, sink: EventSink, own: bytes, announce: Callable[[], None]) -> None:
+async def _run_aio(kv: Kv, sink: EventSink, announce: Callable[[], None]) -> None:
     pubsub = kv.client.pubsub()
     try:
         await aio(pubsub.subscribe, kv.key(EVENTS_CHANNEL))
@@ -125,15 +113,13 @@ async def _run_aio(kv: Kv, sink: EventSink, own: bytes, announce: Callable[[], N
         while True:
             message = await aio(pubsub.get_message, ignore_subscribe_messages=True, timeout=None)
             if message is not None and message.get("type") == "message":
-                _deliver(sink, message["data"], own)
+                _deliver(sink, message["data"])
     finally:
         with trio.move_on_after(1, shield=True):
             await aio(pubsub.aclose)
 
 
-def _deliver(sink: EventSink, payload: bytes, own: bytes) -> None:
-    if payload.startswith(own):
-        return  # delivered when it was published
+def _deliver(sink: EventSink, payload: bytes) -> None:
     try:
         event = decode_event(payload)
     except (ValueError, KeyError) as exc:

@@ -1,6 +1,5 @@
-"""Events over Redis: published events reach another process's subscriber in order, in bulk, and
-again after the server drops the subscription; the publishing process delivers its own events at
-once and exactly once, also with Redis down (D16)."""
+"""Events over Redis: published events reach the subscriber's sink in order, in bulk, and again
+after the server drops the subscription; with Redis down, publish delivers locally (D16)."""
 
 from __future__ import annotations
 
@@ -21,8 +20,6 @@ from agentim.store.resp import Connection, Pool
 from tests.store.test_resp import start_redis_server
 
 DELIVERY_TIMEOUT_S = 10
-ORIGIN = "process-a"  # the publishing process
-OTHER = "process-b"  # a subscribing process
 
 
 class Sink:
@@ -81,8 +78,8 @@ async def test_published_events_are_delivered_in_order(
 ) -> None:
     sink = Sink()
     async with kv_factory(redis_url, _prefix()) as kv:
-        await nursery.start(run_subscriber, kv, sink, OTHER)
-        bus = EventBus(kv, Sink(), ORIGIN)
+        await nursery.start(run_subscriber, kv, sink)
+        bus = EventBus(kv, Sink())
         for n in range(5):
             await bus.publish(_event(n))
         events = await sink.wait_for(5)
@@ -91,27 +88,13 @@ async def test_published_events_are_delivered_in_order(
         nursery.cancel_scope.cancel()
 
 
-async def test_a_process_delivers_its_own_events_at_once_and_skips_their_echo(
-    bridge: None, nursery: trio.Nursery, redis_url: str, kv_factory: KvFactory
-) -> None:
-    local = Sink()
-    async with kv_factory(redis_url, _prefix()) as kv:
-        await nursery.start(run_subscriber, kv, local, ORIGIN)
-        await EventBus(kv, local, ORIGIN).publish_all([_event(1), _event(2)])
-        assert [e.message["n"] for e in local.events] == [1, 2]  # before any Redis round trip
-        await EventBus(kv, Sink(), OTHER).publish(_event(3))  # arrives after the echoes would
-        events = await local.wait_for(3)
-        assert [e.message["n"] for e in events] == [1, 2, 3]
-        nursery.cancel_scope.cancel()
-
-
 async def test_a_burst_of_500_events_is_delivered_whole_and_in_order(
     bridge: None, nursery: trio.Nursery, redis_url: str, kv_factory: KvFactory
 ) -> None:
     sink = Sink()
     async with kv_factory(redis_url, _prefix()) as kv:
-        await nursery.start(run_subscriber, kv, sink, OTHER)
-        bus = EventBus(kv, Sink(), ORIGIN)
+        await nursery.start(run_subscriber, kv, sink)
+        bus = EventBus(kv, Sink())
         await bus.publish_all([_event(n) for n in range(500)])
         events = await sink.wait_for(500)
         assert [e.message["n"] for e in events] == list(range(500))
@@ -132,9 +115,9 @@ async def test_the_subscriber_resubscribes_after_the_server_kills_it(
     url = f"redis://127.0.0.1:{server.port}/0"
     sink = Sink()
     async with kv_factory(url, _prefix()) as kv:
-        bus = EventBus(kv, Sink(), ORIGIN)
+        bus = EventBus(kv, Sink())
         with caplog.at_level(logging.WARNING, logger="PubSub"):
-            await nursery.start(run_subscriber, kv, sink, OTHER)
+            await nursery.start(run_subscriber, kv, sink)
             await bus.publish(_event(0))
             await sink.wait_for(1)
             admin = await Connection.open(url)
@@ -167,7 +150,7 @@ async def test_with_redis_down_publish_delivers_locally(
     kv = Kv(client_for(dead), native=Pool(dead))
     local = Sink()
     with caplog.at_level(logging.WARNING, logger="PubSub"), trio.fail_after(DELIVERY_TIMEOUT_S):
-        await EventBus(kv, local, ORIGIN).publish(_event(7))
+        await EventBus(kv, local).publish(_event(7))
     assert [e.message["n"] for e in local.events] == [7]
     assert any("delivering locally" in r.getMessage() for r in caplog.records)
     await aio(kv.client.aclose)
