@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import logging
+
 import pytest
 import trio
 
@@ -38,3 +41,19 @@ async def test_statements_run_side_by_side_up_to_the_lane_size(database_url: str
             for _ in range(2):  # lane size = pool size // 2
                 nursery.start_soon(db.fetchval, "SELECT pg_sleep(0.3)")
         assert trio.current_time() - started < 0.55
+
+
+async def test_a_cancelled_statement_leaves_no_asyncio_complaints(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with open_bridge(), open_database(database_url, pool_size=2) as db:
+        with caplog.at_level(logging.DEBUG, logger="asyncio"):
+            for _ in range(3):
+                with trio.move_on_after(0.1) as scope:
+                    await db.fetchval("SELECT pg_sleep(5)")
+                assert scope.cancelled_caught
+                assert await db.fetchval("SELECT 40 + 2") == 42
+            await trio.sleep(0.2)  # asyncpg's cancel requests finish on the asyncio side
+            gc.collect()  # unretrieved future exceptions are reported when collected
+    complaints = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert complaints == []
