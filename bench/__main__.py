@@ -27,7 +27,7 @@ import trio
 
 from bench.hubs import add_hub_arguments, check_hub_arguments, spawn_hubs
 from bench.listeners import NEW_MESSAGE, fake_ip, open_member
-from bench.setup import Cast, create_cast
+from bench.setup import Cast, bench_cast
 from bench.wsclient import Socket, client_frame
 
 MARKER: bytes = b'"content":"bench:'
@@ -376,7 +376,11 @@ class RssReader:
 
 async def main(args: argparse.Namespace) -> None:
     users = max(args.clients, args.idle)
-    cast = await create_cast(args.database_url, args.jwt_secret, users=users)
+    async with bench_cast(args.database_url, args.jwt_secret, users=users) as cast:
+        await _measure(cast, args)
+
+
+async def _measure(cast: Cast, args: argparse.Namespace) -> None:
     async with trio.open_nursery() as nursery:
         if args.spawn:
             hubs = await spawn_hubs(nursery, args.spawn, args)

@@ -25,7 +25,7 @@ from agentim.store.bridge import open_bridge
 from agentim.store.db import open_database
 from bench.__main__ import cpu_seconds
 from bench.hubs import add_hub_arguments, check_hub_arguments, spawn_hubs
-from bench.setup import Cast, create_cast
+from bench.setup import Cast, bench_cast
 from bench.wsclient import Socket, client_frame
 
 MARKER = b"bench:"
@@ -173,8 +173,9 @@ async def open_client(url: str, cast: Cast) -> Socket:
     return sock
 
 
-async def run(urls: Sequence[str], pids: Sequence[int], args: argparse.Namespace) -> Stats:
-    cast = await create_cast(args.database_url, args.jwt_secret, users=1)
+async def run(
+    urls: Sequence[str], pids: Sequence[int], args: argparse.Namespace, cast: Cast
+) -> Stats:
     run_id = new_id(5).replace("-", "x")
     agents = [(new_id(), f"bench_{run_id}_{k}") for k in range(args.agents)]
     gateway_url = urls[-1] if args.split else urls[0]
@@ -234,7 +235,8 @@ async def main(args: argparse.Namespace) -> None:
             urls, pids = [h.url for h in hubs], [h.pid for h in hubs]
         else:
             urls, pids = list(args.url), []
-        print(report(await run(urls, pids, args), args), flush=True)
+        async with bench_cast(args.database_url, args.jwt_secret, users=1) as cast:
+            print(report(await run(urls, pids, args, cast), args), flush=True)
         nursery.cancel_scope.cancel()
 
 

@@ -1,10 +1,15 @@
-"""Bench fixtures written straight to PostgreSQL: users, one room with all of them, tokens."""
+"""Bench fixtures written straight to PostgreSQL: users, one room with all of them, tokens; and
+their removal after the run (with the room go its messages, with the users their agents), so
+repeated runs do not grow the database under the next one."""
 
 from __future__ import annotations
 
 import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import attrs
+import trio
 
 from agentim.auth.tokens import TokenService
 from agentim.protocol.ids import new_id
@@ -14,6 +19,7 @@ from agentim.store.db import open_database
 from agentim.store.schema import apply_migrations
 
 TOKEN_TTL_S = 3600
+REMOVE_TIMEOUT_S = 60  # deleting a run's rows (a full-speed run leaves ~75,000 messages)
 
 
 @attrs.frozen
@@ -53,3 +59,21 @@ async def create_cast(database_url: str, jwt_secret: str, *, users: int) -> Cast
         ids,
         [tokens.issue(uid, name, "access") for uid, name in zip(ids, names, strict=True)],
     )
+
+
+@asynccontextmanager
+async def bench_cast(database_url: str, jwt_secret: str, *, users: int) -> AsyncIterator[Cast]:
+    """`create_cast` for the run, `remove_cast` after it (also when it fails)."""
+    cast = await create_cast(database_url, jwt_secret, users=users)
+    try:
+        yield cast
+    finally:
+        with trio.CancelScope(shield=True), trio.move_on_after(REMOVE_TIMEOUT_S):
+            await remove_cast(database_url, cast)
+
+
+async def remove_cast(database_url: str, cast: Cast) -> None:
+    """Delete the run's users; the room, its members and messages and the users' agents follow
+    by cascade."""
+    async with open_bridge(), open_database(database_url, pool_size=2) as db:
+        await db.execute("DELETE FROM users WHERE id = ANY($1::text[])", cast.user_ids)
