@@ -26,11 +26,10 @@ import attrs
 import trio
 
 from bench.hubs import add_hub_arguments, check_hub_arguments, spawn_hubs
-from bench.listeners import NEW_MESSAGE, fake_ip, open_member
+from bench.listeners import MARKER, NEW_MESSAGE, fake_ip, open_member
 from bench.setup import Cast, bench_cast
 from bench.wsclient import Socket, client_frame
 
-MARKER: bytes = b'"content":"bench:'
 PAD = "x" * 80  # a message of realistic size (~300 bytes on the wire)
 
 
