@@ -501,7 +501,7 @@ async def test_add_agent_member_follows_the_shared_agent_rule(
     room_id = await create_room(hub, alice)
     own = await insert_agent(hub, alice, name="own")
     bobs_private = await insert_agent(hub, bob, name="secret")
-    bobs_shared = await insert_agent(hub, bob, visibility="shared", name="shared")
+    bobs_shared = await insert_agent(hub, bob, visibility="all", name="shared")
     events = capture(hub)
 
     async def add(agent_id: str) -> httpx.Response:
