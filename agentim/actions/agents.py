@@ -394,6 +394,35 @@ async def delete_gateway(services: Services, *, user_id: str, gateway_id: str) -
     await services.events.publish_all(events)
 
 
+async def remove_offline_gateways(services: Services, *, cutoff: str, limit: int) -> int:
+    """Delete gateways disconnected before `cutoff`, with their agents (config row D5).
+
+    No tombstones: a gateway coming back later registers its agents anew. A gateway with a
+    socket right now is kept whatever its row says. Former rooms get `server:room_update`.
+
+    Returns:
+        How many gateways were deleted (at most `limit`; the rest wait for the next pass).
+    """
+    async with services.db.transaction() as tx:
+        rows = await gateways.list_offline_since(tx, cutoff, limit=limit)
+        ids = [row["id"] for row in rows]
+        live = await connected_gateways(services, ids)
+        if live is None:  # Redis down: only this process's sockets are known
+            live = {g for g in ids if g in services.hub.gateways}
+        swept, agent_count, room_ids = [g for g in ids if g not in live], 0, set()
+        for gateway_id in swept:
+            agent_ids, rooms = await gateways.delete_gateway(
+                tx, gateway_id, tombstone_for=None, now=iso_now()
+            )
+            agent_count += len(agent_ids)
+            room_ids.update(rooms)
+        events = [e for room_id in sorted(room_ids) for e in await room_change_events(tx, room_id)]
+    if swept:
+        log.info("Cleaned up %d zombie gateway(s) and %d agent(s)", len(swept), agent_count)
+    await services.events.publish_all(events)
+    return len(swept)
+
+
 async def _agents_removed(services: Services, user_id: str, agent_ids: Sequence[str]) -> None:
     """Deleted agents: their gateway is told, wherever it is, and every process lets go."""
     for agent_id in agent_ids:

@@ -36,6 +36,7 @@ COMMAND_SOURCES: Final = ("builtin", "skill")
 MAX_MCP_SERVERS: Final = 100
 MAX_MCP_SERVER_CHARS: Final = 200
 MAX_MODEL_CHARS: Final = 200
+MAX_TASK_RESULT_CHARS: Final = 100_000  # gateway:task_update.result (631a1ad)
 AGENT_STATUSES: Final = ("online", "offline", "busy", "error")
 CHUNK_TYPES: Final = ("text", "thinking", "tool_use", "tool_result", "error")
 TASK_STATUSES: Final = ("pending", "in_progress", "completed", "failed", "cancelled")
@@ -351,7 +352,7 @@ def _task(obj: dict[str, Any]) -> GatewayTaskUpdate:
     return GatewayTaskUpdate(
         _string(obj, "taskId", min_len=1),
         _enum(obj, "status", TASK_STATUSES),
-        _optional_string(obj, "result"),
+        _optional_string(obj, "result", max_len=MAX_TASK_RESULT_CHARS),
     )
 
 

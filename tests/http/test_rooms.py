@@ -368,7 +368,8 @@ async def test_update_room_can_clear_prompt_and_router(
     data = response.json()["data"]
     assert (data["routerId"], data["systemPrompt"], data["name"]) == (None, None, "r")
     [update] = events  # no agent members: no room_context
-    assert update.message["room"] == data
+    # the frame leaves out the prompt (optional, never null); routerId may be null (E15)
+    assert update.message["room"] == {k: v for k, v in data.items() if k != "systemPrompt"}
 
 
 async def test_update_room_refusals_change_nothing_and_publish_nothing(
