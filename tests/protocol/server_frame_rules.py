@@ -197,7 +197,7 @@ SERVER_FRAMES: Final[Mapping[str, Rule]] = {
     "server:new_message": shape(message=MESSAGE),
     "server:message_chunk": shape(
         roomId=text(), agentId=text(), agentName=text(), messageId=text(), chunk=CHUNK
-    ),  # fmt: skip
+    ),
     "server:message_complete": shape(message=MESSAGE),
     "server:message_edited": shape(message=MESSAGE),
     "server:message_deleted": shape(roomId=text(), messageId=text()),
@@ -207,9 +207,7 @@ SERVER_FRAMES: Final[Mapping[str, Rule]] = {
     "server:room_update": shape(room=ROOM, members=opt(each(MEMBER))),
     "server:room_removed": shape(roomId=text()),
     "server:terminal_data": shape(agentId=text(), agentName=text(), roomId=text(), data=text()),
-    "server:read_receipt": shape(
-        roomId=text(), userId=text(), username=text(), lastReadAt=text()
-    ),  # fmt: skip
+    "server:read_receipt": shape(roomId=text(), userId=text(), username=text(), lastReadAt=text()),
     "server:presence": shape(userId=text(), username=text(), online=boolean),
     "server:reaction_update": shape(roomId=text(), messageId=text(), reactions=each(REACTION)),
     "server:permission_request": shape(
@@ -220,7 +218,7 @@ SERVER_FRAMES: Final[Mapping[str, Rule]] = {
         toolName=text(),
         toolInput=tool_input,
         expiresAt=text(),
-    ),  # fmt: skip
+    ),
     "server:permission_request_expired": shape(requestId=text()),
     "server:pong": shape(ts=number),
     "server:error": shape(code=text(), message=text()),
