@@ -22,6 +22,7 @@ from agentim.services import Services
 from agentim.store import refresh_tokens, uploads
 
 log = logging.getLogger("Jobs")
+gateway_log = logging.getLogger("GatewayCleanup")
 
 ORPHAN_AGE: Final = timedelta(hours=1)  # api.md §16.1: fixed, not configurable
 ORPHAN_FIRST_RUN_S: Final = 10.0  # api.md §11.5: first pass 10 s after start-up
@@ -69,7 +70,10 @@ async def cleanup_gateways_once(services: Services) -> int:
     """Delete gateways offline for more than GATEWAY_MAX_OFFLINE_DAYS; how many were deleted."""
     days = services.settings.gateway_max_offline_days
     cutoff = to_iso(datetime.now(UTC) - timedelta(days=days))
-    return await remove_offline_gateways(services, cutoff=cutoff, limit=GATEWAY_BATCH)
+    removed, agents = await remove_offline_gateways(services, cutoff=cutoff, limit=GATEWAY_BATCH)
+    if removed:
+        gateway_log.info("Cleaned up %d zombie gateway(s) and %d agent(s)", removed, agents)
+    return removed
 
 
 async def run_orphan_cleanup(

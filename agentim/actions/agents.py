@@ -394,14 +394,17 @@ async def delete_gateway(services: Services, *, user_id: str, gateway_id: str) -
     await services.events.publish_all(events)
 
 
-async def remove_offline_gateways(services: Services, *, cutoff: str, limit: int) -> int:
+async def remove_offline_gateways(
+    services: Services, *, cutoff: str, limit: int
+) -> tuple[int, int]:
     """Delete gateways disconnected before `cutoff`, with their agents (config row D5).
 
     No tombstones: a gateway coming back later registers its agents anew. A gateway with a
     socket right now is kept whatever its row says. Former rooms get `server:room_update`.
 
     Returns:
-        How many gateways were deleted (at most `limit`; the rest wait for the next pass).
+        How many gateways (at most `limit`; the rest wait for the next pass) and agents were
+        deleted.
     """
     async with services.db.transaction() as tx:
         rows = await gateways.list_offline_since(tx, cutoff, limit=limit)
@@ -417,10 +420,8 @@ async def remove_offline_gateways(services: Services, *, cutoff: str, limit: int
             agent_count += len(agent_ids)
             room_ids.update(rooms)
         events = [e for room_id in sorted(room_ids) for e in await room_change_events(tx, room_id)]
-    if swept:
-        log.info("Cleaned up %d zombie gateway(s) and %d agent(s)", len(swept), agent_count)
     await services.events.publish_all(events)
-    return len(swept)
+    return len(swept), agent_count
 
 
 async def _agents_removed(services: Services, user_id: str, agent_ids: Sequence[str]) -> None:
