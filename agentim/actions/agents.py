@@ -24,7 +24,7 @@ from agentim.protocol.timefmt import iso_now
 from agentim.routing.streams import Stream
 from agentim.services import Services
 from agentim.store import agents as store, gateways
-from agentim.store.db import Conn, Row
+from agentim.store.db import FOREIGN_KEY_VIOLATION, Conn, DbError, Row
 from agentim.store.kv import KvUnavailable
 
 log = logging.getLogger("GatewayHandler")
@@ -42,6 +42,7 @@ class Registration(enum.Enum):
     REGISTERED = "registered"
     DELETED = "deleted"  # a tombstone exists (D13)
     FOREIGN = "foreign"  # the id belongs to another user's agent
+    NO_GATEWAY = "no_gateway"  # the socket's gateway was deleted (DELETE or the sweep) meanwhile
 
 
 # gateways ------------------------------------------------------------------------------------
@@ -142,15 +143,22 @@ async def register_agent(
     if await store.is_deleted(services.db, agent.id):
         log.info("Rejecting re-registration of deleted agent %s, notifying gateway", agent.id)
         return Registration.DELETED
-    async with services.db.transaction() as tx:
-        owner = await store.get_owner(tx, agent.id)
-        if owner is not None and owner != user_id:
-            log.warning("Gateway %s attempted to register agent %s owned by another user",
-                        gateway_id, agent.id)  # fmt: skip
-            return Registration.FOREIGN
-        row = await _upsert(tx, gateway_id, agent)
-        room_ids = await store.list_agent_room_ids(tx, agent.id)
-        contexts = [await _context_for(tx, room_id, agent.id) for room_id in room_ids]
+    try:
+        async with services.db.transaction() as tx:
+            owner = await store.get_owner(tx, agent.id)
+            if owner is not None and owner != user_id:
+                log.warning("Gateway %s attempted to register agent %s owned by another user",
+                            gateway_id, agent.id)  # fmt: skip
+                return Registration.FOREIGN
+            row = await _upsert(tx, gateway_id, agent)
+            room_ids = await store.list_agent_room_ids(tx, agent.id)
+            contexts = [await _context_for(tx, room_id, agent.id) for room_id in room_ids]
+    except DbError as exc:
+        if exc.sqlstate != FOREIGN_KEY_VIOLATION:
+            raise
+        log.warning("Gateway %s was deleted; agent %s not registered until it reconnects",
+                    gateway_id, agent.id)  # fmt: skip
+        return Registration.NO_GATEWAY
     bind()
     await _bind_in_redis(services, agent.id)
     bound = control_event(AGENT_BOUND, agent.id, sessionId=session_id)

@@ -7,6 +7,7 @@ import json
 import logging
 from typing import Any
 
+import httpx
 import pytest
 import trio
 
@@ -155,3 +156,22 @@ async def test_agents_changed_crosses_processes(hub: RunningHub, spawn_hub: Spaw
             await gateway.register(f"agent-{new_id(8)}", agent_name())
             assert await client.receive_type(CHANGED["type"]) == CHANGED
         assert await client.receive_type(CHANGED["type"]) == CHANGED
+
+
+async def test_the_gateway_list_knows_sockets_on_other_processes(
+    hub: RunningHub, client: httpx.AsyncClient, spawn_hub: SpawnHub
+) -> None:
+    b = await spawn_hub()
+    owner = await signed_in_user(hub)
+    stale = "UPDATE gateways SET disconnected_at = '2026-01-01T00:00:00.000Z' WHERE id = $1"
+
+    async def listed(gateway_id: str) -> dict[str, Any]:
+        answer = await client.get("/api/agents/gateways/list", headers=owner.headers)
+        return next(g for g in answer.json()["data"] if g["id"] == gateway_id)
+
+    async with signed_in_gateway(b.ws_url, owner) as gateway:
+        await hub.services.db.execute(stale, gateway.gateway_id)  # a late close of an old socket
+        assert (await listed(gateway.gateway_id))["disconnectedAt"] is None
+    with trio.fail_after(10):  # process B handles the close after the socket is gone
+        while (await listed(gateway.gateway_id))["disconnectedAt"] is None:  # noqa: ASYNC110
+            await trio.sleep(0.05)  # another process's state, seen over HTTP

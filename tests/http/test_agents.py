@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 
 from agentim.protocol.ids import new_id
 from tests.gateway_helpers import (
@@ -218,7 +221,9 @@ async def test_gateway_list_hides_ephemeral_gateways_and_shows_live_state(
     assert by_id[gone_id]["disconnectedAt"] == by_id[gone_id]["connectedAt"] is not None
 
 
-async def test_delete_gateway(hub: RunningHub, client: httpx.AsyncClient) -> None:
+async def test_delete_gateway(
+    hub: RunningHub, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
     owner, other = await signed_in_user(hub), await signed_in_user(hub)
     room_id = await create_room(hub, owner)
     first, second = f"agent-{new_id(8)}", f"agent-{new_id(8)}"
@@ -244,6 +249,14 @@ async def test_delete_gateway(hub: RunningHub, client: httpx.AsyncClient) -> Non
         again = {"id": first, "name": "again", "type": "generic"}  # refused: tombstoned (D13)
         await gateway.send({"type": "gateway:register_agent", "agent": again})
         assert (await gateway.receive_type("server:remove_agent"))["agentId"] == first
+        fresh = f"agent-{new_id(8)}"  # the socket outlived its gateway row: not registered
+        with caplog.at_level(logging.WARNING, logger="GatewayHandler"):
+            await gateway.register(fresh, agent_name())
+        assert f"Gateway {gateway.gateway_id} was deleted; agent {fresh} not registered" in (
+            caplog.text
+        )
+        assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+        assert await agent_row(hub, fresh) is None
     db = hub.services.db
     assert await db.fetchval("SELECT count(*) FROM gateways WHERE id = $1", gateway.gateway_id) == 0
     assert await db.fetchval(
