@@ -56,9 +56,12 @@ def may_command(required: str, role: str | None) -> bool:
 # gateway sockets by id --------------------------------------------------------------------------
 async def gateway_connected(services: Services, session: LiveSession, gateway_id: str) -> None:
     """A gateway socket authenticated: frames for its id now reach it from any process."""
-    services.relays.add_gateway(services.hub, gateway_id, session)
+    dropped = services.relays.add_gateway(services.hub, gateway_id, session)
+    relay_kv, process_id = store.RelayKv(services.kv), services.hub.process_id
     try:
-        await store.RelayKv(services.kv).bind_gateway(gateway_id, services.hub.process_id)
+        for old in dropped:
+            await relay_kv.unbind_gateway(old, process_id)
+        await relay_kv.bind_gateway(gateway_id, process_id)
     except KvUnavailable as exc:
         gateway_log.warning("Redis unavailable, gateway %s reachable from this process only: %s",
                             gateway_id, exc)  # fmt: skip

@@ -9,6 +9,7 @@ decoders below in their dispatch tables. Pure: no I/O.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 import attrs
@@ -226,14 +227,17 @@ def _check_str(value: Any, *, min_len: int = 0, max_len: int | None = None) -> s
 
 
 def _bool(obj: dict[str, Any], key: str) -> bool:
-    value = _present(obj, key)
+    return _check_bool(_present(obj, key))
+
+
+def _check_bool(value: Any) -> bool:
     if not isinstance(value, bool):
         raise Invalid(f"Expected boolean, received {type_name(value)}")
     return value
 
 
 def _opt_bool(obj: dict[str, Any], key: str) -> bool | None:
-    return None if key not in obj else _bool(obj, key)
+    return None if key not in obj else _check_bool(obj[key])
 
 
 def _number(value: Any, *, nonnegative: bool = False) -> int | float:
@@ -274,10 +278,11 @@ def _discriminator(value: dict[str, Any], kinds: tuple[str, ...]) -> str:
 
 
 def _strings(max_len: int) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        return _check_str(value, max_len=max_len)
+    return partial(_check_str, max_len=max_len)
 
-    return check
+
+def _limited(item: Callable[[Any], Any], max_items: int) -> Callable[[Any], list[Any]]:
+    return partial(_array, item=item, max_items=max_items)
 
 
 # client decoders (the second argument is client.py's max_content; unused here) ----------------
@@ -419,13 +424,13 @@ _INFO_FIELDS: Final[dict[str, Callable[[Any], Any]]] = {
     "model": _strings(200),
     "thinkingMode": _strings(100),
     "effortLevel": _strings(50),
-    "sessionCostUSD": lambda v: _number(v, nonnegative=True),
-    "availableModels": lambda v: _array(v, _strings(200), max_items=50),
-    "availableModelInfo": lambda v: _array(v, _model_option, max_items=50),
-    "availableEffortLevels": lambda v: _array(v, _strings(50), max_items=20),
-    "availableThinkingModes": lambda v: _array(v, _strings(100), max_items=20),
-    "planMode": lambda v: _bool({"v": v}, "v"),
-    "permissionLevel": lambda v: _enum(v, PERMISSION_LEVELS),
+    "sessionCostUSD": partial(_number, nonnegative=True),
+    "availableModels": _limited(_strings(200), 50),
+    "availableModelInfo": _limited(_model_option, 50),
+    "availableEffortLevels": _limited(_strings(50), 20),
+    "availableThinkingModes": _limited(_strings(100), 20),
+    "planMode": _check_bool,
+    "permissionLevel": partial(_enum, values=PERMISSION_LEVELS),
 }
 
 

@@ -37,10 +37,18 @@ class RelayState:
         self._waiters: dict[str, collections.deque[str]] = {}
 
     # gateway sockets -------------------------------------------------------------------------
-    def add_gateway(self, hub: Hub, gateway_id: str, session: LiveSession) -> None:
-        """The socket authenticated as this gateway (a newer socket of the same id wins)."""
+    def add_gateway(self, hub: Hub, gateway_id: str, session: LiveSession) -> list[str]:
+        """The socket authenticated as this gateway (a newer socket of the same id wins).
+
+        Returns:
+            The other ids this socket held (it authenticated again under a new id): forgotten.
+        """
         hub.controls.setdefault(GATEWAY_FRAME, self.deliver)
+        dropped = [i for i, s in self.gateways.items() if s is session and i != gateway_id]
+        for old in dropped:
+            del self.gateways[old]
         self.gateways[gateway_id] = session
+        return dropped
 
     def remove_gateway(self, gateway_id: str, session: LiveSession) -> bool:
         """Forget the socket if it still holds the id; True if it did."""

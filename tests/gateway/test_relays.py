@@ -541,3 +541,22 @@ async def test_a_sender_below_the_command_role_is_stored_but_not_routed(hub: Run
                           "content": "no error for the owner"})  # fmt: skip
         seen = await _frames_until_marker(owner, "no error for the owner")
         assert "server:error" not in [f["type"] for f in seen]
+
+
+async def test_a_socket_that_authenticates_again_answers_only_to_its_new_gateway_id(
+    hub: RunningHub,
+) -> None:
+    owner = await signed_in_user(hub)
+    async with signed_in_gateway(hub, owner) as gateway, signed_in(hub, owner) as client:
+        first, second = gateway.gateway_id, f"gw-{new_id(10)}"
+        gateway.gateway_id = second
+        assert (await gateway.auth(owner))["ok"] is True
+        for gateway_id in (first, second):
+            await client.send({"type": "client:list_gateway_credentials",
+                               "gatewayId": gateway_id, "agentType": "codex"})  # fmt: skip
+        assert await client.receive_type("server:error") == _error(
+            "GATEWAY_OFFLINE", "Gateway is offline"
+        )
+        assert (await gateway.receive_type("server:list_credentials"))["agentType"] == "codex"
+        assert await hub.services.kv.get(f"gw:proc:{first}") is None
+        assert await hub.services.kv.get(f"gw:proc:{second}") == hub.services.hub.process_id
