@@ -74,8 +74,8 @@ async def rewind_room(
                              message_id=message.message_id)  # fmt: skip
 
 
-ClientHandler = Callable[[Any, Session, Any], Awaitable[None]]
-CLIENT_HANDLERS: Final[dict[type[Any], ClientHandler]] = {
+Handler = Callable[[Any, Session, Any], Awaitable[None]]
+CLIENT_HANDLERS: Final[dict[type[Any], Handler]] = {
     proto.ClientAgentCommand: agent_command,
     proto.ClientQueryAgentInfo: query_agent_info,
     proto.ClientRequestWorkspace: request_workspace,
@@ -153,7 +153,7 @@ async def rewind_result(
         gateway_log.warning("Rewind failed for agent %s: %s", message.agent_id, message.error)
 
 
-GATEWAY_HANDLERS: Final[dict[type[Any], ClientHandler]] = {
+GATEWAY_HANDLERS: Final[dict[type[Any], Handler]] = {
     proto.GatewayAgentCommandResult: command_result,
     proto.GatewayAgentInfo: agent_info,
     proto.GatewayWorkspaceResponse: workspace_response,
