@@ -125,12 +125,9 @@ async def insert_user_message(
     assert row is not None  # the final SELECT always yields one row
     linked = json.loads(row["attachments"]) if row["attachments"] else []
     return SendOutcome(
-        bool(row["room_found"]),
-        bool(row["inserted"]),
-        linked,
-        _agents(row["agents"]),
+        bool(row["room_found"]), bool(row["inserted"]), linked, _agents(row["agents"]),
         row["may_command"] is not False,
-    )
+    )  # fmt: skip
 
 
 async def insert_user_messages(
@@ -147,16 +144,15 @@ async def insert_user_messages(
         [m.content for m in messages], [m.reply_to_id for m in messages],
         [_mentions_json(m.mentions) for m in messages], [m.now for m in messages],
     )  # fmt: skip
-    return [
-        SendOutcome(
-            bool(r["room_found"]),
-            bool(r["inserted"]),
-            [],
-            _agents(r["agents"]),
-            r["may_command"] is not False,
-        )
-        for r in rows
-    ]
+    return [_outcome(r) for r in rows]
+
+
+def _outcome(row: Row) -> SendOutcome:
+    """A burst row's outcome (no attachments in bursts)."""
+    return SendOutcome(
+        bool(row["room_found"]), bool(row["inserted"]), [], _agents(row["agents"]),
+        row["may_command"] is not False,
+    )  # fmt: skip
 
 
 def _mentions_json(mentions: list[str]) -> str:
