@@ -45,6 +45,7 @@ def room_json(row: Row) -> dict[str, Any]:
         "broadcastMode": row["broadcast_mode"],
         "systemPrompt": row["system_prompt"],
         "routerId": row["router_id"],
+        "agentCommandRole": row["agent_command_role"],
         "createdById": row["created_by_id"],
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],

@@ -12,6 +12,7 @@ from typing import Any, Final
 import attrs
 
 from agentim.errors import ErrorCode
+from agentim.protocol import relays
 from agentim.protocol.textrules import utf16_len
 
 MAX_TOKEN_CHARS: Final = 2000
@@ -67,7 +68,7 @@ class ClientPermissionResponse:
 
 ClientMessage = (
     ClientAuth | ClientPing | ClientJoinRoom | ClientLeaveRoom | ClientSendMessage | ClientTyping
-    | ClientStopGeneration | ClientPermissionResponse
+    | ClientStopGeneration | ClientPermissionResponse | relays.ClientRelay
 )  # fmt: skip
 
 
@@ -154,6 +155,7 @@ _DECODERS: Final[dict[str, Callable[[dict[str, Any], int], ClientMessage]]] = {
     "client:typing": _typing,
     "client:stop_generation": _stop,
     "client:permission_response": _permission,
+    **relays.CLIENT_DECODERS,  # the client ↔ gateway relays (protocol/relays.py)
 }
 
 
@@ -170,7 +172,7 @@ def decode_client(obj: dict[str, Any], *, max_content: int) -> ClientMessage | N
         return None
     try:
         return decoder(obj, max_content)
-    except _Invalid:
+    except (_Invalid, relays.Invalid):
         return None
 
 

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 import attrs
 
+from agentim.protocol import relays
 from agentim.protocol.jsontypes import type_name
 from agentim.protocol.textrules import utf16_len
 
@@ -137,7 +138,7 @@ class GatewayPermissionRequest:
 GatewayMessage = (
     GatewayAuth | GatewayRegisterAgent | GatewayUnregisterAgent | GatewayMessageChunk
     | GatewayMessageComplete | GatewayAgentStatus | GatewayTerminalData | GatewayTaskUpdate
-    | GatewayPing | GatewayPermissionRequest
+    | GatewayPing | GatewayPermissionRequest | relays.GatewayRelay
 )  # fmt: skip
 
 
@@ -392,6 +393,7 @@ _DECODERS: Final[dict[str, Callable[[dict[str, Any]], GatewayMessage]]] = {
     "gateway:task_update": _task,
     "gateway:ping": _ping,
     "gateway:permission_request": _permission,
+    **relays.GATEWAY_DECODERS,  # answers to the client ↔ gateway relays (protocol/relays.py)
 }
 _DISCRIMINATOR: Final = "Invalid discriminator value. Expected " + " | ".join(
     f"'{kind}'" for kind in _DECODERS
@@ -406,7 +408,7 @@ def decode_gateway(obj: dict[str, Any]) -> GatewayMessage | Invalid:
         return Invalid(_DISCRIMINATOR)
     try:
         return decoder(obj)
-    except _Issue as issue:
+    except (_Issue, relays.Invalid) as issue:
         return Invalid(str(issue))
 
 
@@ -426,6 +428,7 @@ _TYPES: Final[dict[type[Any], str]] = {
     GatewayTaskUpdate: "gateway:task_update",
     GatewayPing: "gateway:ping",
     GatewayPermissionRequest: "gateway:permission_request",
+    **relays.GATEWAY_TYPES,
 }
 
 

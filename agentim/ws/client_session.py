@@ -15,6 +15,7 @@ import trio
 
 from agentim.actions import generation, permissions, presence, typing
 from agentim.actions.messages import Draft, Sent, announce, send_one, store_many, withdraw
+from agentim.actions.relays import COMMAND_DENIED
 from agentim.actions.routing import route_user_message
 from agentim.auth.revocation import revoked_cutoff
 from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
@@ -26,6 +27,7 @@ from agentim.services import Services
 from agentim.store import users
 from agentim.store.kv import KvUnavailable
 from agentim.store.membership import room_access
+from agentim.ws import relays
 from agentim.ws.session import Incoming, Session
 from agentim.ws.transport import Binary, TooLarge
 
@@ -151,7 +153,7 @@ class ClientEndpoint:
             if isinstance(result, AgentImError):
                 _refused(session, result)
             else:
-                await route_user_message(self.services, result)  # queues a hop; never waits
+                await self._route(session, result)  # queues a hop; never waits
         for _ in over:
             _error(session, ErrorCode.RATE_LIMITED)
 
@@ -281,7 +283,15 @@ class ClientEndpoint:
         sent = await send_one(
             self.services, user_id=session.user_id, username=session.username, draft=draft
         )
-        await route_user_message(self.services, sent)  # enqueues a hop; never waits on an LLM
+        await self._route(session, sent)  # enqueues a hop; never waits on an LLM
+
+    async def _route(self, session: Session, sent: Sent) -> None:
+        """Route a stored, broadcast message to agents, unless the room's agentCommandRole is
+        above the sender's role (B8: the message stays, the sender gets PERMISSION_DENIED)."""
+        if not sent.may_command:
+            _error(session, ErrorCode.PERMISSION_DENIED, COMMAND_DENIED)
+            return
+        await route_user_message(self.services, sent)
 
     async def typing(self, session: Session, message: proto.ClientTyping) -> None:
         if message.room_id in session.rooms:  # else silently ignored (§7.2)
@@ -337,6 +347,7 @@ HANDLERS: Final[dict[type[Any], Handler]] = {
     proto.ClientTyping: ClientEndpoint.typing,
     proto.ClientStopGeneration: ClientEndpoint.stop_generation,
     proto.ClientPermissionResponse: ClientEndpoint.permission_response,
+    **relays.CLIENT_HANDLERS,  # client ↔ gateway relays (ws/relays.py)
 }
 _TYPES: Final = {
     proto.ClientAuth: "client:auth",
@@ -347,4 +358,5 @@ _TYPES: Final = {
     proto.ClientTyping: "client:typing",
     proto.ClientStopGeneration: "client:stop_generation",
     proto.ClientPermissionResponse: "client:permission_response",
+    **proto.relays.CLIENT_TYPES,
 }

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import trio
 
-from agentim.actions import agents, permissions, presence
+from agentim.actions import agents, permissions, presence, relays as relay_actions
 from agentim.actions.agents import Registration
 from agentim.actions.routing import route_agent_message
 from agentim.actions.tasks import apply_gateway_task_update
@@ -31,6 +31,7 @@ from agentim.routing.hub import GATEWAY, Hub
 from agentim.routing.streams import Stream, StreamBuffers, StreamKey
 from agentim.services import Services
 from agentim.store import agents as agent_rows, tasks, users
+from agentim.ws import relays
 from agentim.ws.session import Incoming, Session
 from agentim.ws.transport import Binary, TooLarge
 
@@ -111,6 +112,7 @@ class GatewayEndpoint:
         """Open streams are persisted; the agents still bound here go offline (§5.4)."""
         if not session.authenticated:
             return
+        await relay_actions.gateway_disconnected(self.services, session, self.gateway_id)
         hub = self.services.hub
         mine = sorted(a for a in session.agents if hub.agents.get(a) is None)  # not taken over
         await agents.gateway_closed(
@@ -134,10 +136,12 @@ class GatewayEndpoint:
         session.authenticate(principal.user_id, principal.username)
         self.gateway_id = message.gateway_id
         self.services.hub.ensure_background(HEARTBEAT, presence.run_heartbeat, self.services)
-        session.send_json(proto.gateway_auth_result())
+        # Bound everywhere before the gateway hears "ok", so a request right after finds it.
+        await relay_actions.gateway_connected(self.services, session, message.gateway_id)
         await agents.gateway_authenticated(self.services, user_id=principal.user_id,
                                            gateway_id=self.gateway_id,
                                            session_id=session.id)  # fmt: skip
+        session.send_json(proto.gateway_auth_result())
 
     async def _check(
         self, session: Session, message: proto.GatewayAuth
@@ -397,4 +401,5 @@ HANDLERS: Final[dict[type[Any], Handler]] = {
     proto.GatewayTerminalData: GatewayEndpoint.terminal_data,
     proto.GatewayTaskUpdate: GatewayEndpoint.task_update,
     proto.GatewayPermissionRequest: GatewayEndpoint.permission_request,
+    **relays.GATEWAY_HANDLERS,  # answers to client ↔ gateway relays (ws/relays.py)
 }
