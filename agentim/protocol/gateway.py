@@ -7,7 +7,9 @@ Lengths are JavaScript's (UTF-16 code units). Pure: no I/O.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 import attrs
@@ -26,7 +28,12 @@ DEFAULT_PERMISSION_TIMEOUT_MS: Final = 5 * 60 * 1000  # D17
 MAX_PERMISSION_TIMEOUT_MS: Final = 60 * 60 * 1000  # a request nobody may answer for an hour is moot
 AGENT_TYPES: Final = ("claude-code", "codex", "gemini", "cursor", "generic")
 AGENT_STATUSES: Final = ("online", "offline", "busy", "error")
-CHUNK_TYPES: Final = ("text", "thinking", "tool_use", "tool_result", "error")
+# 631a1ad's list; the HEAD gateway ends a reply from a git work tree with `workspace_status`
+# (content: the JSON WorkspaceStatus, metadata: {workingDirectory}).
+CHUNK_TYPES: Final = ("text", "thinking", "tool_use", "tool_result", "error", "workspace_status")
+MAX_CHUNK_METADATA_KEYS: Final = 50  # 631a1ad's parsedChunkSchema
+MAX_CHUNK_METADATA_CHARS: Final = 100_000  # its JSON text, JavaScript length
+MAX_TARGET_AGENT_NAME_CHARS: Final = 200  # an agent name; 631a1ad sets no bound
 TASK_STATUSES: Final = ("pending", "in_progress", "completed", "failed", "cancelled")
 
 Chunk = dict[str, Any]  # ParsedChunk: {type, content, metadata?}
@@ -68,14 +75,24 @@ class GatewayUnregisterAgent:
 
 @attrs.frozen
 class GatewayMessageChunk:
+    """`chunk` is None when the hub cannot accept it (D25): `issue` says why, and the stream
+    goes on without it; `too_large` marks a chunk over MAX_CHUNK_CHARS (CHUNK_TOO_LARGE)."""
+
     room_id: str
     agent_id: str
     message_id: str
-    chunk: Chunk
+    chunk: Chunk | None
+    issue: str | None = None
+    too_large: bool = False
 
 
 @attrs.frozen
 class GatewayMessageComplete:
+    """A reply's end. What the hub cannot accept is left out, never the reply (D25):
+    `dropped` lists why each bad chunk or field went; `routable` is False when a field that
+    routing relies on (depth, conversationId, targetAgentName) was bad, so the reply is stored
+    and shown but not routed on."""
+
     room_id: str
     agent_id: str
     message_id: str
@@ -83,6 +100,9 @@ class GatewayMessageComplete:
     chunks: list[Chunk] | None
     conversation_id: str | None
     depth: int | None
+    target_agent_name: str | None = None
+    dropped: tuple[str, ...] = ()
+    routable: bool = True
 
 
 @attrs.frozen
@@ -194,17 +214,35 @@ def _string_list(obj: dict[str, Any], key: str) -> list[str] | None:
     return value
 
 
+class _TooLarge(_Issue):
+    """A chunk's content over MAX_CHUNK_CHARS."""
+
+
 def parse_chunk(value: Any) -> Chunk:
-    """A ParsedChunk with unknown keys dropped (realtime.md §2.1)."""
+    """A ParsedChunk with unknown keys dropped (realtime.md §2.1, 631a1ad's metadata bounds)."""
     if not isinstance(value, dict):
         raise _Issue(f"Expected object, received {type_name(value)}")
-    chunk: Chunk = {
-        "type": _enum(value, "type", CHUNK_TYPES),
-        "content": _string(value, "content", max_len=MAX_CHUNK_CHARS),
-    }
+    kind = _enum(value, "type", CHUNK_TYPES)
+    try:
+        content = _string(value, "content", max_len=MAX_CHUNK_CHARS)
+    except _Issue as issue:
+        too_long = isinstance(value.get("content"), str)
+        raise (_TooLarge(str(issue)) if too_long else issue) from None
+    chunk: Chunk = {"type": kind, "content": content}
     if "metadata" in value:
-        chunk["metadata"] = _object(value, "metadata")
+        chunk["metadata"] = _metadata(value)
     return chunk
+
+
+def _metadata(value: dict[str, Any]) -> dict[str, Any]:
+    metadata = _object(value, "metadata")
+    if len(metadata) > MAX_CHUNK_METADATA_KEYS:
+        raise _Issue("validation.metadataTooManyKeys")
+    if utf16_len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))) > (
+        MAX_CHUNK_METADATA_CHARS
+    ):
+        raise _Issue("validation.metadataTooLarge")
+    return metadata
 
 
 def _auth(obj: dict[str, Any]) -> GatewayAuth:
@@ -242,21 +280,36 @@ def _stream_ids(obj: dict[str, Any]) -> tuple[str, str, str]:
 
 
 def _chunk(obj: dict[str, Any]) -> GatewayMessageChunk:
+    """The stream's ids must hold; a chunk the hub cannot take only drops itself (D25)."""
     ids = _stream_ids(obj)
     if "chunk" not in obj:
         raise _Issue("Required")
-    return GatewayMessageChunk(*ids, parse_chunk(obj["chunk"]))
+    try:
+        return GatewayMessageChunk(*ids, parse_chunk(obj["chunk"]))
+    except _TooLarge as issue:
+        return GatewayMessageChunk(*ids, None, str(issue), too_large=True)
+    except _Issue as issue:
+        return GatewayMessageChunk(*ids, None, str(issue))
 
 
-def _chunks(obj: dict[str, Any]) -> list[Chunk] | None:
+def _chunks(obj: dict[str, Any], dropped: list[str]) -> list[Chunk] | None:
+    """The acceptable chunks in order; each bad one (or a bad list) is noted in `dropped`."""
     if "chunks" not in obj:
         return None
     value = obj["chunks"]
     if not isinstance(value, list):
-        raise _Issue(f"Expected array, received {type_name(value)}")
+        dropped.append(f"chunks: Expected array, received {type_name(value)}")
+        return None
     if len(value) > MAX_CHUNKS:
-        raise _Issue(f"Array must contain at most {MAX_CHUNKS} element(s)")
-    return [parse_chunk(item) for item in value]
+        dropped.append(f"chunks: Array must contain at most {MAX_CHUNKS} element(s)")
+        return None
+    kept: list[Chunk] = []
+    for index, item in enumerate(value):
+        try:
+            kept.append(parse_chunk(item))
+        except _Issue as issue:
+            dropped.append(f"chunks[{index}]: {issue}")
+    return kept
 
 
 def _depth(obj: dict[str, Any]) -> int | None:
@@ -271,14 +324,35 @@ def _depth(obj: dict[str, Any]) -> int | None:
 
 
 def _complete(obj: dict[str, Any]) -> GatewayMessageComplete:
+    """Ids and fullContent must hold; anything else bad is left out (D25)."""
     ids = _stream_ids(obj)
+    full_content = _string(obj, "fullContent", max_len=MAX_FULL_CONTENT_CHARS)
+    dropped: list[str] = []
+    chunks = _chunks(obj, dropped)
+    routing = [
+        _lenient(obj, "conversationId", dropped, partial(
+            _optional_string, key="conversationId", max_len=MAX_CONVERSATION_ID_CHARS)),
+        _lenient(obj, "depth", dropped, _depth),
+        _lenient(obj, "targetAgentName", dropped, partial(
+            _optional_string, key="targetAgentName", max_len=MAX_TARGET_AGENT_NAME_CHARS)),
+    ]  # fmt: skip
+    conversation_id, depth, target = (value for value, _ in routing)
     return GatewayMessageComplete(
-        *ids,
-        full_content=_string(obj, "fullContent", max_len=MAX_FULL_CONTENT_CHARS),
-        chunks=_chunks(obj),
-        conversation_id=_optional_string(obj, "conversationId", max_len=MAX_CONVERSATION_ID_CHARS),
-        depth=_depth(obj),
-    )
+        *ids, full_content=full_content, chunks=chunks, conversation_id=conversation_id,
+        depth=depth, target_agent_name=target or None, dropped=tuple(dropped),
+        routable=all(ok for _, ok in routing),
+    )  # fmt: skip
+
+
+def _lenient(
+    obj: dict[str, Any], key: str, dropped: list[str], parse: Callable[[dict[str, Any]], Any]
+) -> tuple[Any, bool]:
+    """(value, True), or (None, False) with the issue noted when the field is bad."""
+    try:
+        return parse(obj), True
+    except _Issue as issue:
+        dropped.append(f"{key}: {issue}")
+        return None, False
 
 
 def _status(obj: dict[str, Any]) -> GatewayAgentStatus:
@@ -434,9 +508,10 @@ def message_chunk(
 
 def agent_message(
     *, message_id: str, room_id: str, agent_id: str, agent_name: str, content: str,
-    chunks: list[Chunk] | None, created_at: str,
+    chunks: list[Chunk] | None, created_at: str, metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """`server:message_complete`'s message (realtime.md §2.3); `chunks` only when given."""
+    """`server:message_complete`'s message (realtime.md §2.3); `chunks` and `metadata`
+    (631a1ad: `{targetAgentName}` of an agent-to-agent message) only when given."""
     message: dict[str, Any] = {
         "id": message_id, "roomId": room_id, "senderId": agent_id, "senderType": "agent",
         "senderName": agent_name, "type": "agent_response", "content": content, "mentions": [],
@@ -444,6 +519,8 @@ def agent_message(
     if chunks is not None:
         message["chunks"] = chunks
     message["createdAt"] = created_at
+    if metadata:
+        message["metadata"] = metadata
     return message
 
 

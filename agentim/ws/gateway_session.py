@@ -64,6 +64,7 @@ class GatewayEndpoint:
         self.streams = StreamBuffers(
             max_bytes=services.settings.max_agent_message_bytes, max_streams=MAX_OPEN_STREAMS
         )
+        self._warned = WarnedStreams()  # streams whose bad chunk was logged (D25: once each)
         # While a batch of frames is handled, relayed chunks collect here and go out in one
         # pipelined publish, before anything else this socket publishes (order kept, D6).
         self._relayed: list[Event] | None = None
@@ -211,6 +212,9 @@ class GatewayEndpoint:
             log.warning("Gateway attempted to send chunk for unowned agent %s", message.agent_id)
             return
         key: StreamKey = (message.agent_id, message.room_id, message.message_id)
+        if message.chunk is None:
+            self._drop_chunk(session, key, message)
+            return
         if self.streams.is_ended(key):
             return  # ended over the size cap: the rest of it is dropped
         stream = self.streams.get(key)
@@ -231,6 +235,19 @@ class GatewayEndpoint:
             agent_name=self._name(message.agent_id), message_id=message.message_id,
             chunk=message.chunk,
         ))  # fmt: skip
+
+    def _drop_chunk(
+        self, session: Session, key: StreamKey, message: proto.GatewayMessageChunk
+    ) -> None:
+        """D25: a chunk the hub cannot take is left out and the stream goes on; one warning per
+        stream (a gateway repeating the bad chunk type does not flood the log)."""
+        if message.too_large:
+            text = f"Chunk exceeds maximum size ({proto.MAX_CHUNK_CHARS} characters)"
+            session.send_json(proto.gateway_error(ErrorCode.CHUNK_TOO_LARGE.value, text))
+        if self._warned.note(key):
+            log.warning("Agent %s sent a chunk the hub cannot accept in reply %s, dropping it "
+                        "(the stream goes on): %s", message.agent_id, message.message_id,
+                        message.issue)  # fmt: skip
 
     async def _end_oversized(self, session: Session, stream: Stream) -> None:
         """Past the cap: an error chunk, the stream ends, what came so far is kept."""
@@ -270,6 +287,11 @@ class GatewayEndpoint:
                         message.agent_id, message.message_id)  # fmt: skip
             return
         stream = self.streams.pop(key)
+        warned = self._warned.forget(key)
+        if message.dropped and not warned:
+            log.warning("Agent %s reply %s: left out what the hub cannot accept, storing the "
+                        "rest: %s", message.agent_id, message.message_id,
+                        "; ".join(message.dropped))  # fmt: skip
         chunks = message.chunks if message.chunks is not None or stream is None else stream.chunks
         stored = await agents.complete_agent_message(
             self.services, room_id=message.room_id, agent_id=message.agent_id,
@@ -277,7 +299,7 @@ class GatewayEndpoint:
             content=message.full_content, chunks=chunks,
             started=stream.started if stream is not None else None,
         )  # fmt: skip
-        if stored is not None:  # §3.6 in the conversation's router, not in this reader
+        if stored is not None and message.routable:  # §3.6 in the conversation's router
             route_agent_message(self.services, stored, conversation_id=message.conversation_id,
                                 depth=message.depth)  # fmt: skip
 
@@ -322,6 +344,29 @@ class GatewayEndpoint:
         await permissions.request_permission(
             self.services, agent_name=self._name(message.agent_id), request=message
         )
+
+
+class WarnedStreams:
+    """The streams of this socket whose dropped chunk was already logged; bounded, since a
+    stream that never completes would otherwise stay here."""
+
+    LIMIT: Final = 4 * MAX_OPEN_STREAMS
+
+    def __init__(self) -> None:
+        self._keys: dict[StreamKey, None] = {}
+
+    def note(self, key: StreamKey) -> bool:
+        """Remember the stream; True the first time (the caller logs then)."""
+        if key in self._keys:
+            return False
+        if len(self._keys) >= self.LIMIT:
+            self._keys.pop(next(iter(self._keys)))  # the oldest
+        self._keys[key] = None
+        return True
+
+    def forget(self, key: StreamKey) -> bool:
+        """The stream completed; True when it had been logged."""
+        return self._keys.pop(key, False) is None
 
 
 def _decode(raw: Incoming) -> proto.GatewayMessage | None:

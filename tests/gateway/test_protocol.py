@@ -81,13 +81,10 @@ def test_decodes_every_type_and_drops_unknown_keys() -> None:
         ({"type": "gateway:agent_status", "agentId": "a", "status": "sleepy"},
          "Invalid enum value. Expected 'online' | 'offline' | 'busy' | 'error', "
          "received 'sleepy'"),
-        ({"type": "gateway:message_complete", "roomId": "r", "agentId": "a", "messageId": "m",
-          "fullContent": "x", "depth": -1}, "Number must be greater than or equal to 0"),
-        ({"type": "gateway:message_complete", "roomId": "r", "agentId": "a", "messageId": "m",
-          "fullContent": "x", "depth": 1.5}, "Expected integer, received float"),
-        ({"type": "gateway:message_chunk", "roomId": "r", "agentId": "a", "messageId": "m",
-          "chunk": {"type": "text", "content": "x" * (proto.MAX_CHUNK_CHARS + 1)}},
-         "String must contain at most 1000000 character(s)"),
+        ({"type": "gateway:message_complete", "roomId": "r", "agentId": "a", "messageId": "",
+          "fullContent": "x"}, "String must contain at least 1 character(s)"),
+        ({"type": "gateway:message_chunk", "roomId": "r", "agentId": "a", "messageId": "m"},
+         "Required"),
         ({"type": "gateway:unregister_agent", "agentId": None},
          "Expected string, received null"),
         ({"type": "gateway:permission_request", "requestId": "q", "agentId": "a", "roomId": "r",
@@ -96,6 +93,64 @@ def test_decodes_every_type_and_drops_unknown_keys() -> None:
 )  # fmt: skip
 def test_invalid_frames_report_zods_first_issue(frame: dict[str, Any], issue: str) -> None:
     assert proto.decode_gateway(frame) == proto.Invalid(issue)
+
+
+COMPLETE = {"type": "gateway:message_complete", "roomId": "r", "agentId": "a", "messageId": "m",
+            "fullContent": "x"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "dropped"),
+    [
+        ({"depth": -1}, "depth: Number must be greater than or equal to 0"),
+        ({"depth": 1.5}, "depth: Expected integer, received float"),
+        ({"conversationId": "c" * 101}, "conversationId: String must contain at most 100"),
+        ({"targetAgentName": 7}, "targetAgentName: Expected string, received number"),
+    ],
+)
+def test_bad_routing_fields_leave_the_reply_unrouted_not_dropped(
+    extra: dict[str, Any], dropped: str
+) -> None:
+    """D25: the reply stays; a bad field it would be routed by stops only the routing."""
+    message = proto.decode_gateway({**COMPLETE, **extra})
+    assert isinstance(message, proto.GatewayMessageComplete)
+    assert message.full_content == "x" and not message.routable
+    [issue] = message.dropped
+    assert issue.startswith(dropped)
+
+
+def test_bad_chunks_are_left_out_one_by_one() -> None:
+    ok = {"type": "workspace_status", "content": "{}", "metadata": {"workingDirectory": "/w"}}
+    message = proto.decode_gateway({**COMPLETE, "chunks": [{"type": "nope", "content": ""}, ok,
+                                                           {"type": "text"}]})  # fmt: skip
+    assert isinstance(message, proto.GatewayMessageComplete)
+    assert message.chunks == [ok] and message.routable
+    assert message.dropped == (
+        "chunks[0]: Invalid enum value. Expected 'text' | 'thinking' | 'tool_use' | "
+        "'tool_result' | 'error' | 'workspace_status', received 'nope'",
+        "chunks[2]: Required",
+    )
+    whole = proto.decode_gateway({**COMPLETE, "chunks": {"not": "a list"}})
+    assert isinstance(whole, proto.GatewayMessageComplete) and whole.chunks is None
+    big = {"type": "text", "content": "x" * (proto.MAX_CHUNK_CHARS + 1)}
+    chunk = proto.decode_gateway({"type": "gateway:message_chunk", "roomId": "r", "agentId": "a",
+                                  "messageId": "m", "chunk": big})  # fmt: skip
+    assert chunk == proto.GatewayMessageChunk(
+        "r", "a", "m", None, "String must contain at most 1000000 character(s)", too_large=True
+    )
+
+
+def test_chunk_metadata_bounds() -> None:
+    at_limit = {f"k{i}": i for i in range(proto.MAX_CHUNK_METADATA_KEYS)}
+    assert proto.parse_chunk({"type": "text", "content": "", "metadata": at_limit})
+    # 100,000 characters of JSON text in all: {"v":"…"} is 8 characters around the value
+    assert proto.parse_chunk({"type": "text", "content": "", "metadata": {"v": "é" * 99_992}})
+    for metadata in ({**at_limit, "one": 1}, {"v": "é" * 99_993}):
+        chunk = proto.decode_gateway({"type": "gateway:message_chunk", "roomId": "r",
+                                      "agentId": "a", "messageId": "m",
+                                      "chunk": {"type": "text", "content": "",
+                                                "metadata": metadata}})  # fmt: skip
+        assert isinstance(chunk, proto.GatewayMessageChunk) and chunk.chunk is None
 
 
 def test_permission_timeout_is_capped() -> None:
