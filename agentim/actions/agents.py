@@ -46,13 +46,14 @@ class Registration(enum.Enum):
 
 # gateways ------------------------------------------------------------------------------------
 async def connect_gateway(
-    services: Services, *, user_id: str, gateway_id: str, device: proto.DeviceInfo
-) -> bool:
+    services: Services, *, user_id: str, gateway_id: str, device: proto.DeviceInfo,
+    ephemeral: bool = False,
+) -> bool:  # fmt: skip
     """Upsert the gateway row on authentication; False when the id is another user's."""
     problem = await gateways.upsert_gateway(
         services.db, gateway_id=gateway_id, user_id=user_id, hostname=device.hostname,
         platform=device.platform, arch=device.arch, node_version=device.node_version,
-        now=iso_now(),
+        agentim_version=device.agentim_version, ephemeral=ephemeral, now=iso_now(),
     )  # fmt: skip
     return problem is None
 

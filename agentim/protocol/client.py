@@ -15,6 +15,8 @@ from agentim.errors import ErrorCode
 from agentim.protocol.textrules import utf16_len
 
 MAX_TOKEN_CHARS: Final = 2000
+PROTOCOL_VERSION: Final = "1"  # 631a1ad's CURRENT_PROTOCOL_VERSION (client and gateway alike)
+VERSION_CLOSE: Final = (1008, "Protocol version mismatch")
 MAX_MENTIONS: Final = 50
 MAX_ATTACHMENTS: Final = 20
 PERMISSION_DECISIONS: Final = ("allow", "deny")
@@ -23,6 +25,7 @@ PERMISSION_DECISIONS: Final = ("allow", "deny")
 @attrs.frozen
 class ClientAuth:
     token: str
+    protocol_version: str | None = None  # absent (older clients) or "" counts as current
 
 
 @attrs.frozen
@@ -100,7 +103,8 @@ def _string_list(obj: dict[str, Any], key: str, *, max_items: int) -> list[str]:
 
 
 def _auth(obj: dict[str, Any], max_content: int) -> ClientAuth:
-    return ClientAuth(_string(obj, "token", min_len=1, max_len=MAX_TOKEN_CHARS))
+    token = _string(obj, "token", min_len=1, max_len=MAX_TOKEN_CHARS)
+    return ClientAuth(token, _optional_string(obj, "protocolVersion"))
 
 
 def _ping(obj: dict[str, Any], max_content: int) -> ClientPing:
@@ -192,6 +196,19 @@ COLLECTION_TEXT: Final = "JSON collection size exceeded"
 
 def server_error(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
     return {"type": "server:error", "code": code.value, "message": message or ERROR_TEXTS[code]}
+
+
+def version_mismatch(peer: str, version: str) -> dict[str, str]:
+    """The `server:error` fields for a `protocolVersion` other than ours, sent before the close
+    (`peer`: "client" or "gateway")."""
+    return {"code": ErrorCode.PROTOCOL_VERSION_MISMATCH.value,
+            "message": f"Protocol version mismatch: {peer}={version}, server={PROTOCOL_VERSION}. "
+                       f"Please update your {peer}."}  # fmt: skip
+
+
+def supported_version(version: str | None) -> bool:
+    """An absent or empty `protocolVersion` is an older peer: accepted, as 631a1ad does."""
+    return not version or version == PROTOCOL_VERSION
 
 
 def auth_result(*, user_id: str | None = None, error: str | None = None) -> dict[str, Any]:

@@ -45,6 +45,7 @@ class DeviceInfo:
     platform: str
     arch: str
     node_version: str
+    agentim_version: str | None = None  # 631a1ad: the gateway's npm package version
 
 
 @attrs.frozen
@@ -52,6 +53,8 @@ class GatewayAuth:
     token: str
     gateway_id: str
     device_info: DeviceInfo
+    protocol_version: str | None = None  # absent (older gateways) or "" counts as current
+    ephemeral: bool = False  # 631a1ad: a one-command gateway, hidden from the gateway list
 
 
 @attrs.frozen
@@ -248,10 +251,20 @@ def _metadata(value: dict[str, Any]) -> dict[str, Any]:
 def _auth(obj: dict[str, Any]) -> GatewayAuth:
     token = _string(obj, "token", min_len=1, max_len=MAX_TOKEN_CHARS)
     gateway_id = _string(obj, "gatewayId", min_len=1)
+    version = _optional_string(obj, "protocolVersion")
     info = _object(obj, "deviceInfo")
-    device = DeviceInfo(*(_string(info, k) for k in ("hostname", "platform", "arch",
-                                                     "nodeVersion")))  # fmt: skip
-    return GatewayAuth(token, gateway_id, device)
+    device = DeviceInfo(
+        _string(info, "hostname"), _string(info, "platform"), _string(info, "arch"),
+        _string(info, "nodeVersion"), _optional_string(info, "agentimVersion"),
+    )  # fmt: skip
+    return GatewayAuth(token, gateway_id, device, version, _optional_bool(obj, "ephemeral"))
+
+
+def _optional_bool(obj: dict[str, Any], key: str) -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise _Issue(f"Expected boolean, received {type_name(value)}")
+    return value
 
 
 def _register(obj: dict[str, Any]) -> GatewayRegisterAgent:

@@ -24,7 +24,13 @@ from agentim.auth.revocation import revoked_cutoff
 from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
 from agentim.errors import ErrorCode
 from agentim.protocol import gateway as proto
-from agentim.protocol.client import pong
+from agentim.protocol.client import (
+    PROTOCOL_VERSION,
+    VERSION_CLOSE,
+    pong,
+    supported_version,
+    version_mismatch,
+)
 from agentim.protocol.codec import GATEWAY_MAX_DEPTH, FrameError, parse_frame
 from agentim.protocol.events import Event
 from agentim.routing.hub import GATEWAY, Hub
@@ -40,6 +46,7 @@ connections_log = logging.getLogger("Connections")
 MAX_OPEN_STREAMS: Final = 64  # per socket: concurrent replies of its agents that we buffer
 STREAM_IDLE_S: Final = 600.0  # a stream silent this long is persisted as interrupted
 AUTH_FAILED: Final = "Authentication failed"
+NOT_AUTHENTICATED_CLOSE: Final = (1008, "Not authenticated")
 HEARTBEAT: Final = "presence-heartbeat"  # actions/presence's liveness key marks our bindings live
 _FRAME_LOGS: Final = {
     FrameError.INVALID_JSON: "Gateway sent invalid JSON, dropping message",
@@ -77,7 +84,10 @@ class GatewayEndpoint:
         if not isinstance(message, proto.GatewayMessageChunk):
             await self._publish_relayed()
         if not session.authenticated and not isinstance(message, _PRE_AUTH):
-            log.warning("Unauthenticated gateway attempted to send message")
+            # 631a1ad (head-gap E13): a valid frame other than auth or ping before auth ends
+            # the socket; an invalid one was dropped above, as there.
+            log.warning("Unauthenticated gateway attempted to send message, closing connection")
+            session.close_soon(*NOT_AUTHENTICATED_CLOSE)
             return
         try:
             await HANDLERS[type(message)](self, session, message)
@@ -123,6 +133,12 @@ class GatewayEndpoint:
     async def authenticate(self, session: Session, message: proto.GatewayAuth) -> None:
         """realtime.md §1.2.3: token → type → revocation → per-user limit → gateway row."""
         principal, problem = await self._check(session, message)
+        if problem == VERSION_CLOSE[1]:
+            version = message.protocol_version or ""
+            log.warning("Gateway protocol version mismatch: gateway=%s, server=%s, gateway id %s",
+                        version, PROTOCOL_VERSION, message.gateway_id)  # fmt: skip
+            session.close_soon(*VERSION_CLOSE, error=version_mismatch("gateway", version))
+            return
         if problem is not None or principal is None:
             session.send_json(proto.gateway_auth_result(problem or AUTH_FAILED))
             return
@@ -145,12 +161,14 @@ class GatewayEndpoint:
             return None, "Invalid token type"
         if is_revoked(principal, await revoked_cutoff(self.services.kv, principal.user_id)):
             return None, "Token revoked"
+        if not supported_version(message.protocol_version):  # before any row is written
+            return None, VERSION_CLOSE[1]
         try:
             if session.user_id != principal.user_id and await self._over_limit(principal.user_id):
                 return None, "Too many gateway connections"
             owned = await agents.connect_gateway(
                 self.services, user_id=principal.user_id, gateway_id=message.gateway_id,
-                device=message.device_info,
+                device=message.device_info, ephemeral=message.ephemeral,
             )  # fmt: skip
         except Exception as exc:
             log.error("Gateway auth failed: %s", exc)
