@@ -142,7 +142,9 @@ async def _route_agent_message(services: Services, hop: Hop, sender_id: str) -> 
         log.warning("Agent %s rate limited, message saved but not routed", sender_id)
         _log_decision(hop, nobody(f"agent {sender_id} rate limited"))
         return
-    mentions = parse_mentions(message["content"])
+    target = target_agent_name(message)
+    # 631a1ad: a reply addressed to one agent goes to it alone, mentioned or not; same checks.
+    mentions = [target] if target else parse_mentions(message["content"])
     if not mentions:
         _log_decision(hop, nobody("no mentions in the agent reply"), quiet=True)
         return
@@ -158,6 +160,12 @@ async def _route_agent_message(services: Services, hop: Hop, sender_id: str) -> 
     await deliver_to_agents(services, _deliveries(hop, targets, sender_type="agent", depth=depth))
 
 
+def target_agent_name(message: Mapping[str, Any]) -> str | None:
+    """The agent a reply is addressed to (`metadata.targetAgentName`), if any."""
+    value = (message.get("metadata") or {}).get("targetAgentName")
+    return value if isinstance(value, str) and value else None
+
+
 async def _chain_targets(
     services: Services, hop: Hop, sender_id: str, mentions: list[str]
 ) -> Targets:
@@ -171,7 +179,10 @@ async def _chain_targets(
         for agent_id in chain_targets(mentions, members, sender_id)
         if await visited.allows(agent_id)
     ]
-    return Targets(DIRECT, allowed) if allowed else nobody("no unvisited agent member mentioned")
+    if allowed:
+        return Targets(DIRECT, allowed)
+    return nobody("no unvisited agent member " + ("targeted" if target_agent_name(hop.message)
+                                                  else "mentioned"))  # fmt: skip
 
 
 async def _rate_limited(services: Services, agent_id: str, config: RouterConfig | None) -> bool:

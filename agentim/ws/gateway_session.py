@@ -316,6 +316,7 @@ class GatewayEndpoint:
             agent_name=self._name(message.agent_id), message_id=message.message_id,
             content=message.full_content, chunks=chunks,
             started=stream.started if stream is not None else None,
+            metadata=_target_metadata(message.target_agent_name),
         )  # fmt: skip
         if stored is not None and message.routable:  # §3.6 in the conversation's router
             route_agent_message(self.services, stored, conversation_id=message.conversation_id,
@@ -362,6 +363,12 @@ class GatewayEndpoint:
         await permissions.request_permission(
             self.services, agent_name=self._name(message.agent_id), request=message
         )
+
+
+def _target_metadata(target_agent_name: str | None) -> dict[str, Any] | None:
+    """631a1ad: a reply addressed to one agent (its MCP send_message / request_reply tools)
+    carries `{targetAgentName}`; routing reads it from there (actions/routing.py)."""
+    return {"targetAgentName": target_agent_name} if target_agent_name else None
 
 
 class WarnedStreams:
