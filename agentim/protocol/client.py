@@ -19,7 +19,9 @@ PROTOCOL_VERSION: Final = "1"  # 631a1ad's CURRENT_PROTOCOL_VERSION (client and 
 VERSION_CLOSE: Final = (1008, "Protocol version mismatch")
 MAX_MENTIONS: Final = 50
 MAX_ATTACHMENTS: Final = 20
-PERMISSION_DECISIONS: Final = ("allow", "deny")
+PERMISSION_DECISIONS: Final = ("allow", "allowAlways", "deny")  # 631a1ad added allowAlways
+MAX_REQUEST_ID_CHARS: Final = 100
+MAX_DENY_REASON_CHARS: Final = 500
 
 
 @attrs.frozen
@@ -66,6 +68,7 @@ class ClientStopGeneration:
 class ClientPermissionResponse:
     request_id: str
     decision: str
+    deny_reason: str | None = None
 
 
 ClientMessage = (
@@ -89,8 +92,8 @@ def _string(obj: dict[str, Any], key: str, *, min_len: int = 0, max_len: int | N
     return value
 
 
-def _optional_string(obj: dict[str, Any], key: str) -> str | None:
-    return None if key not in obj else _string(obj, key)
+def _optional_string(obj: dict[str, Any], key: str, *, max_len: int | None = None) -> str | None:
+    return None if key not in obj else _string(obj, key, max_len=max_len)
 
 
 def _string_list(obj: dict[str, Any], key: str, *, max_items: int) -> list[str]:
@@ -146,7 +149,9 @@ def _permission(obj: dict[str, Any], max_content: int) -> ClientPermissionRespon
     decision = obj.get("decision")
     if decision not in PERMISSION_DECISIONS:
         raise _Invalid("decision")
-    return ClientPermissionResponse(_string(obj, "requestId", min_len=1), str(decision))
+    request_id = _string(obj, "requestId", min_len=1, max_len=MAX_REQUEST_ID_CHARS)
+    reason = _optional_string(obj, "denyReason", max_len=MAX_DENY_REASON_CHARS)
+    return ClientPermissionResponse(request_id, str(decision), reason or None)
 
 
 _DECODERS: Final[dict[str, Callable[[dict[str, Any], int], ClientMessage]]] = {

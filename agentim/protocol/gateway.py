@@ -25,7 +25,8 @@ MAX_CONVERSATION_ID_CHARS: Final = 100
 MAX_TERMINAL_CHARS: Final = 1_000_000
 MAX_TOOL_NAME_CHARS: Final = 200  # D17 leaves it open; a tool name is short
 DEFAULT_PERMISSION_TIMEOUT_MS: Final = 5 * 60 * 1000  # D17
-MAX_PERMISSION_TIMEOUT_MS: Final = 60 * 60 * 1000  # a request nobody may answer for an hour is moot
+MIN_PERMISSION_TIMEOUT_MS: Final = 1000  # 631a1ad's schema
+MAX_PERMISSION_TIMEOUT_MS: Final = 5 * 60 * 1000  # 631a1ad's PERMISSION_TIMEOUT_MS
 AGENT_TYPES: Final = ("claude-code", "codex", "gemini", "cursor", "generic")
 AGENT_STATUSES: Final = ("online", "offline", "busy", "error")
 # 631a1ad's list; the HEAD gateway ends a reply from a git work tree with `workspace_status`
@@ -393,12 +394,15 @@ def _ping(obj: dict[str, Any]) -> GatewayPing:
 
 
 def _timeout_ms(obj: dict[str, Any]) -> int:
-    """D17's `timeoutMs`: absent → 5 minutes; clamped to (0, an hour]."""
+    """`timeoutMs`: an integer of at least 1000 (631a1ad); absent (D17's older gateways) → 5
+    minutes; longer than 631a1ad's 5 minutes is cut to 5 minutes, as 631a1ad's handler does."""
     if obj.get("timeoutMs") is None:
         return DEFAULT_PERMISSION_TIMEOUT_MS
     value = _number(obj, "timeoutMs")
-    if value <= 0:
-        raise _Issue("Number must be greater than 0")
+    if isinstance(value, float) and not value.is_integer():
+        raise _Issue("Expected integer, received float")
+    if value < MIN_PERMISSION_TIMEOUT_MS:
+        raise _Issue(f"Number must be greater than or equal to {MIN_PERMISSION_TIMEOUT_MS}")
     return int(min(value, MAX_PERMISSION_TIMEOUT_MS))
 
 
@@ -490,9 +494,15 @@ def stop_agent(agent_id: str) -> dict[str, Any]:
     return {"type": "server:stop_agent", "agentId": agent_id}
 
 
-def permission_response(request_id: str, agent_id: str, decision: str) -> dict[str, Any]:
-    return {"type": "server:permission_response", "requestId": request_id, "agentId": agent_id,
-            "decision": decision}  # fmt: skip
+def permission_response(
+    request_id: str, agent_id: str, decision: str, deny_reason: str | None = None
+) -> dict[str, Any]:
+    """`decision`: allow | allowAlways | deny | timeout; `denyReason` only when given."""
+    frame = {"type": "server:permission_response", "requestId": request_id, "agentId": agent_id,
+             "decision": decision}  # fmt: skip
+    if deny_reason:
+        frame["denyReason"] = deny_reason
+    return frame
 
 
 def gateway_error(code: str, message: str) -> dict[str, Any]:

@@ -318,8 +318,9 @@ class ClientEndpoint:
         self, session: Session, message: proto.ClientPermissionResponse
     ) -> None:
         await permissions.answer_permission(
-            self.services, session.user_id, message.request_id, message.decision
-        )
+            self.services, session.user_id, message.request_id, message.decision,
+            message.deny_reason,
+        )  # fmt: skip
 
 
 def _error(session: Session, code: ErrorCode, message: str | None = None) -> None:

@@ -80,7 +80,7 @@ async def test_register_announces_status_and_sends_room_context(hub: RunningHub)
                 {"id": owner.id, "name": owner.username, "type": "user"},
                 {"id": agent_id, "name": name, "type": "agent", "agentType": "codex",
                  "capabilities": ["py"], "status": "online"},
-            ]}}  # fmt: skip
+            ], "recentMessages": []}}  # fmt: skip
         await gateway.send({"type": "gateway:agent_status", "agentId": agent_id,
                             "status": "busy"})  # fmt: skip
         busy = await client.receive_type("server:agent_status")

@@ -88,7 +88,9 @@ def test_decodes_every_type_and_drops_unknown_keys() -> None:
         ({"type": "gateway:unregister_agent", "agentId": None},
          "Expected string, received null"),
         ({"type": "gateway:permission_request", "requestId": "q", "agentId": "a", "roomId": "r",
-          "toolName": "t", "timeoutMs": 0}, "Number must be greater than 0"),
+          "toolName": "t", "timeoutMs": 999}, "Number must be greater than or equal to 1000"),
+        ({"type": "gateway:permission_request", "requestId": "q", "agentId": "a", "roomId": "r",
+          "toolName": "t", "timeoutMs": 1500.5}, "Expected integer, received float"),
     ],
 )  # fmt: skip
 def test_invalid_frames_report_zods_first_issue(frame: dict[str, Any], issue: str) -> None:
@@ -165,7 +167,7 @@ def test_permission_timeout_is_capped() -> None:
         }
     )
     assert isinstance(message, proto.GatewayPermissionRequest)
-    assert message.timeout_ms == proto.MAX_PERMISSION_TIMEOUT_MS
+    assert message.timeout_ms == proto.MAX_PERMISSION_TIMEOUT_MS == 300_000
 
 
 @given(st.dictionaries(st.text(max_size=8), st.none() | st.integers() | st.text(max_size=8)))
