@@ -113,6 +113,7 @@ class GatewayMessageComplete:
 class GatewayAgentStatus:
     agent_id: str
     status: str
+    queue_depth: int | None = None  # 631a1ad: messages waiting for the agent on its gateway
 
 
 @attrs.frozen
@@ -326,10 +327,11 @@ def _chunks(obj: dict[str, Any], dropped: list[str]) -> list[Chunk] | None:
     return kept
 
 
-def _depth(obj: dict[str, Any]) -> int | None:
-    if "depth" not in obj:
+def _depth(obj: dict[str, Any], key: str = "depth") -> int | None:
+    """An optional integer ≥ 0 (`depth`, `queueDepth`)."""
+    if key not in obj:
         return None
-    value = _number(obj, "depth")
+    value = _number(obj, key)
     if isinstance(value, float) and not value.is_integer():
         raise _Issue("Expected integer, received float")
     if value < 0:
@@ -371,8 +373,9 @@ def _lenient(
 
 def _status(obj: dict[str, Any]) -> GatewayAgentStatus:
     return GatewayAgentStatus(
-        _string(obj, "agentId", min_len=1), _enum(obj, "status", AGENT_STATUSES)
-    )
+        _string(obj, "agentId", min_len=1), _enum(obj, "status", AGENT_STATUSES),
+        _depth(obj, "queueDepth"),
+    )  # fmt: skip
 
 
 def _terminal(obj: dict[str, Any]) -> GatewayTerminalData:

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import trio
 
-from agentim.actions import agents, permissions, presence
+from agentim.actions import agents, busy, permissions, presence
 from agentim.actions.agents import Registration
 from agentim.actions.routing import route_agent_message
 from agentim.actions.tasks import apply_gateway_task_update
@@ -128,6 +128,7 @@ class GatewayEndpoint:
             self.services, gateway_id=self.gateway_id, agent_ids=mine,
             streams=self.streams.drain(), names=self.names,
         )  # fmt: skip
+        await busy.forget_queue_depths(self.services, mine)
 
     # gateway:auth ----------------------------------------------------------------------------
     async def authenticate(self, session: Session, message: proto.GatewayAuth) -> None:
@@ -197,6 +198,8 @@ class GatewayEndpoint:
         )  # fmt: skip
         if outcome is Registration.DELETED:
             session.send_json(proto.remove_agent(agent.id))
+        elif outcome is Registration.REGISTERED:
+            await busy.forget_queue_depths(self.services, [agent.id])  # a fresh start
 
     def _bind(self, session: Session, agent_id: str, name: str) -> None:
         """This socket now holds the agent; another local socket that held it lets go."""
@@ -216,6 +219,7 @@ class GatewayEndpoint:
             return
         unbind(self.services.hub, agent_id)
         await agents.agents_offline(self.services, [agent_id])
+        await busy.forget_queue_depths(self.services, [agent_id])
 
     async def agent_status(self, session: Session, message: proto.GatewayAgentStatus) -> None:
         if message.agent_id not in session.agents:
@@ -223,6 +227,8 @@ class GatewayEndpoint:
                         message.agent_id)  # fmt: skip
             return
         await agents.set_agent_status(self.services, message.agent_id, message.status)
+        if message.queue_depth is not None:
+            await busy.record_queue_depth(self.services, message.agent_id, message.queue_depth)
 
     # streaming (realtime.md §4) --------------------------------------------------------------
     async def message_chunk(self, session: Session, message: proto.GatewayMessageChunk) -> None:
