@@ -61,6 +61,11 @@ def too_large_text(limit: int) -> str:
     return f"Message exceeds maximum size ({limit} bytes)"
 
 
+def stream_too_large_text(limit: int) -> str:
+    """631a1ad's STREAM_TOO_LARGE text (its limit: 10 MB of chunk content, D20's too)."""
+    return f"Stream total size exceeds maximum ({limit} bytes)"
+
+
 class GatewayEndpoint:
     """One /ws/gateway socket's protocol state; the session calls `handle` for each frame."""
 
@@ -275,7 +280,7 @@ class GatewayEndpoint:
 
     async def _end_oversized(self, session: Session, stream: Stream) -> None:
         """Past the cap: an error chunk, the stream ends, what came so far is kept."""
-        text = too_large_text(self.streams.max_bytes)
+        text = stream_too_large_text(self.streams.max_bytes)
         log.warning("Agent %s reply %s exceeds %d bytes, ending the stream", stream.agent_id,
                     stream.message_id, self.streams.max_bytes)  # fmt: skip
         self.streams.end(stream.key)
@@ -286,7 +291,7 @@ class GatewayEndpoint:
         ))  # fmt: skip
         await self._publish_relayed()
         await agents.interrupt_stream(self.services, stream, name, reason=text)
-        session.send_json(proto.gateway_error(ErrorCode.MESSAGE_TOO_LARGE.value, text))
+        session.send_json(proto.gateway_error(ErrorCode.STREAM_TOO_LARGE.value, text))
 
     async def _end_idle_streams(self, now: float) -> None:
         for stream in self.streams.idle(now, STREAM_IDLE_S):
