@@ -316,10 +316,11 @@ class GatewayEndpoint:
                         message.agent_id, message.message_id)  # fmt: skip
             return
         stream = self.streams.pop(key)
-        warned = self._warned.forget(key)
-        if message.dropped and not warned:
+        warned = self._warned.forget(key)  # a bad streamed chunk was logged already
+        if message.dropped and (not warned or not message.routable):
             log.warning("Agent %s reply %s: left out what the hub cannot accept, storing the "
-                        "rest: %s", message.agent_id, message.message_id,
+                        "rest%s: %s", message.agent_id, message.message_id,
+                        "" if message.routable else " (not routed on)",
                         "; ".join(message.dropped))  # fmt: skip
         chunks = message.chunks if message.chunks is not None or stream is None else stream.chunks
         stored = await agents.complete_agent_message(

@@ -165,3 +165,21 @@ async def test_an_oversized_chunk_gets_chunk_too_large_and_the_stream_goes_on(
         await s.gateway.chunk(s.room_id, agent_id, message_id, "small")
         relayed = await s.client.receive_type("server:message_chunk")
         assert relayed["chunk"] == {"type": "text", "content": "small"}
+
+
+async def test_a_bad_routing_field_keeps_the_reply_but_routes_it_nowhere(
+    hub: RunningHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with scene(hub, agents=2) as s:
+        (a_id, _), (_, b_name) = s.agents
+        message_id = new_id()
+        with caplog.at_level(logging.WARNING, logger="GatewayHandler"):
+            await s.gateway.complete(s.room_id, a_id, message_id, f"@{b_name} go", depth=-1)
+            done = (await s.client.receive_type("server:message_complete"))["message"]
+            await s.gateway.nothing(0.5, ignore=("server:agent_status",))
+        assert done["content"] == f"@{b_name} go"
+        assert await stored_chunks(hub, done["id"]) is None  # stored, without chunks
+    [record] = warnings_about(caplog, a_id)
+    assert "(not routed on): depth: Number must be greater than or equal to 0" in (
+        record.getMessage()
+    )
