@@ -223,8 +223,13 @@ class _TooLarge(_Issue):
     """A chunk's content over MAX_CHUNK_CHARS."""
 
 
-def parse_chunk(value: Any) -> Chunk:
-    """A ParsedChunk with unknown keys dropped (realtime.md §2.1, 631a1ad's metadata bounds)."""
+def parse_chunk(value: Any, *, measure: bool = True) -> Chunk:
+    """A ParsedChunk with unknown keys dropped (realtime.md §2.1, 631a1ad's metadata bounds).
+
+    Args:
+        measure: check the metadata's JSON size; False when the whole frame is too small for
+            it to pass the bound (the check serialises the metadata: most of a decode's cost).
+    """
     if not isinstance(value, dict):
         raise _Issue(f"Expected object, received {type_name(value)}")
     kind = _enum(value, "type", CHUNK_TYPES)
@@ -235,15 +240,15 @@ def parse_chunk(value: Any) -> Chunk:
         raise (_TooLarge(str(issue)) if too_long else issue) from None
     chunk: Chunk = {"type": kind, "content": content}
     if "metadata" in value:
-        chunk["metadata"] = _metadata(value)
+        chunk["metadata"] = _metadata(value, measure)
     return chunk
 
 
-def _metadata(value: dict[str, Any]) -> dict[str, Any]:
+def _metadata(value: dict[str, Any], measure: bool) -> dict[str, Any]:
     metadata = _object(value, "metadata")
     if len(metadata) > MAX_CHUNK_METADATA_KEYS:
         raise _Issue("validation.metadataTooManyKeys")
-    if utf16_len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))) > (
+    if measure and utf16_len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))) > (
         MAX_CHUNK_METADATA_CHARS
     ):
         raise _Issue("validation.metadataTooLarge")
@@ -294,20 +299,20 @@ def _stream_ids(obj: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def _chunk(obj: dict[str, Any]) -> GatewayMessageChunk:
+def _chunk(obj: dict[str, Any], measure: bool = True) -> GatewayMessageChunk:
     """The stream's ids must hold; a chunk the hub cannot take only drops itself (D25)."""
     ids = _stream_ids(obj)
     if "chunk" not in obj:
         raise _Issue("Required")
     try:
-        return GatewayMessageChunk(*ids, parse_chunk(obj["chunk"]))
+        return GatewayMessageChunk(*ids, parse_chunk(obj["chunk"], measure=measure))
     except _TooLarge as issue:
         return GatewayMessageChunk(*ids, None, str(issue), too_large=True)
     except _Issue as issue:
         return GatewayMessageChunk(*ids, None, str(issue))
 
 
-def _chunks(obj: dict[str, Any], dropped: list[str]) -> list[Chunk] | None:
+def _chunks(obj: dict[str, Any], dropped: list[str], measure: bool) -> list[Chunk] | None:
     """The acceptable chunks in order; each bad one (or a bad list) is noted in `dropped`."""
     if "chunks" not in obj:
         return None
@@ -321,7 +326,7 @@ def _chunks(obj: dict[str, Any], dropped: list[str]) -> list[Chunk] | None:
     kept: list[Chunk] = []
     for index, item in enumerate(value):
         try:
-            kept.append(parse_chunk(item))
+            kept.append(parse_chunk(item, measure=measure))
         except _Issue as issue:
             dropped.append(f"chunks[{index}]: {issue}")
     return kept
@@ -339,12 +344,12 @@ def _depth(obj: dict[str, Any], key: str = "depth") -> int | None:
     return int(value)
 
 
-def _complete(obj: dict[str, Any]) -> GatewayMessageComplete:
+def _complete(obj: dict[str, Any], measure: bool = True) -> GatewayMessageComplete:
     """Ids and fullContent must hold; anything else bad is left out (D25)."""
     ids = _stream_ids(obj)
     full_content = _string(obj, "fullContent", max_len=MAX_FULL_CONTENT_CHARS)
     dropped: list[str] = []
-    chunks = _chunks(obj, dropped)
+    chunks = _chunks(obj, dropped, measure)
     routing = [
         _lenient(obj, "conversationId", dropped, partial(
             _optional_string, key="conversationId", max_len=MAX_CONVERSATION_ID_CHARS)),
@@ -437,10 +442,30 @@ _DISCRIMINATOR: Final = "Invalid discriminator value. Expected " + " | ".join(
 )
 
 
-def decode_gateway(obj: dict[str, Any]) -> GatewayMessage | Invalid:
-    """The typed message for a parsed frame, or Invalid with zod's first issue text."""
+# A frame of at most this many characters holds no chunk metadata over its bound: the compact
+# JSON of a value is never longer than the value's text in the frame, and a character is at
+# most two UTF-16 units.
+SMALL_FRAME_CHARS: Final = MAX_CHUNK_METADATA_CHARS // 2
+_UNMEASURED: Final[dict[str, Callable[[dict[str, Any]], GatewayMessage]]] = {
+    "gateway:message_chunk": partial(_chunk, measure=False),
+    "gateway:message_complete": partial(_complete, measure=False),
+}
+
+
+def decode_gateway(
+    obj: dict[str, Any], *, frame_chars: int | None = None
+) -> GatewayMessage | Invalid:
+    """The typed message for a parsed frame, or Invalid with zod's first issue text.
+
+    Args:
+        frame_chars: the length of the frame's text, when known (small frames skip measuring
+            chunk metadata).
+    """
     kind = obj.get("type")
-    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+    if not isinstance(kind, str):
+        return Invalid(_DISCRIMINATOR)
+    small = frame_chars is not None and frame_chars <= SMALL_FRAME_CHARS
+    decoder = (_UNMEASURED.get(kind) if small else None) or _DECODERS.get(kind)
     if decoder is None:
         return Invalid(_DISCRIMINATOR)
     try:

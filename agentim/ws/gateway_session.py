@@ -418,7 +418,7 @@ def _decode(raw: Incoming) -> proto.GatewayMessage | None:
     if isinstance(parsed, FrameError):
         log.warning(_FRAME_LOGS[parsed])
         return None
-    message = proto.decode_gateway(parsed)
+    message = proto.decode_gateway(parsed, frame_chars=len(raw))
     if isinstance(message, proto.Invalid):
         log.warning("Gateway sent invalid message format: %s", message.issue)
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -189,3 +190,30 @@ def test_stream_buffers_bound_size_and_count() -> None:
     assert buffers.end(first.key) is first and buffers.is_ended(first.key)
     assert [s.message_id for s in buffers.idle(100.0, 50.0)] == ["m2"]
     assert buffers.drain() == [] and len(buffers) == 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@given(st.dictionaries(st.text(max_size=10), _JSON, max_size=60))
+def test_a_small_frame_skips_measuring_metadata_without_changing_the_outcome(
+    metadata: dict[str, Any],
+) -> None:
+    """The metadata JSON of a frame of n characters is at most 2n UTF-16 units long."""
+    frame = {
+        "type": "gateway:message_complete",
+        "roomId": "r",
+        "agentId": "a",
+        "messageId": "m",
+        "fullContent": "",
+        "chunks": [{**CHUNK, "metadata": metadata}],
+    }
+    text = json.dumps(frame)  # as a gateway would send it: escapes and all
+    measured = proto.decode_gateway(frame)
+    if len(text) <= proto.SMALL_FRAME_CHARS:
+        assert proto.decode_gateway(frame, frame_chars=len(text)) == measured
