@@ -10,6 +10,7 @@ import pytest
 
 from agentim.actions.busy import busy_text, cooldown_ms
 from agentim.protocol.ids import new_id
+from agentim.protocol.timefmt import iso_now
 from tests.e2e.conftest import SpawnHub
 from tests.gateway.test_routing import (
     Agent,
@@ -78,10 +79,11 @@ async def test_a_backlogged_agent_makes_its_sender_wait(hub: RunningHub) -> None
     async with routing_scene(hub, 1) as s:
         [a] = s.agents
         other = await signed_in_user(hub)
-        await add_agent_to_room(hub, s.room_id, other.id)  # any member row works for joining
         await hub.services.db.execute(
-            "UPDATE room_members SET member_type = 'user' WHERE room_id = $1 AND member_id = $2",
-            s.room_id, other.id)  # fmt: skip
+            "INSERT INTO room_members (room_id, member_id, member_type, role, joined_at) "
+            "VALUES ($1, $2, 'user', 'member', $3)",
+            s.room_id, other.id, iso_now(),
+        )  # fmt: skip
         async with signed_in(hub, other) as bystander:
             await bystander.join(s.room_id)
             await report_queue(s, a, "busy", 2)
