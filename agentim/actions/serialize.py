@@ -114,6 +114,9 @@ def message_json(
     chunks = _parse_chunks(row["chunks"])
     if chunks is not None:
         message["chunks"] = chunks
+    metadata = _parse_chunks(row.get("metadata"))  # {targetAgentName} of an agent's reply
+    if isinstance(metadata, dict) and metadata:
+        message["metadata"] = metadata
     message["createdAt"] = row["created_at"]
     message["updatedAt"] = row["updated_at"]
     if attachments:

@@ -337,3 +337,15 @@ async def mark_all_read(conn: Conn, user_id: str, now: str) -> list[str]:
         user_id, now,
     )  # fmt: skip
     return [row["room_id"] for row in rows]
+
+
+async def list_context_messages(conn: Conn, room_id: str, *, limit: int, chars: int) -> list[Row]:
+    """The room's latest `limit` messages, oldest first, content cut to `chars` characters
+    (`server:room_context.context.recentMessages`, 631a1ad)."""
+    return await conn.fetch(
+        "SELECT sender_name, sender_type, content, created_at FROM ("
+        "SELECT sender_name, sender_type, left(content, $3) AS content, created_at, id "
+        "FROM messages WHERE room_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        ") latest ORDER BY created_at, id",
+        room_id, limit, chars,
+    )  # fmt: skip

@@ -193,7 +193,10 @@ class ClientEndpoint:
             session.send_json(proto.auth_result(error=TOO_MANY_ATTEMPTS))
             session.close_soon(1008, TOO_MANY_ATTEMPTS)
             return
-        principal, problem = await self._check(session, message.token)
+        principal, problem = await self._check(session, message)
+        if problem == proto.VERSION_CLOSE[1]:
+            self._refuse_version(session, message.protocol_version or "")
+            return
         if problem is not None or principal is None:
             session.send_json(proto.auth_result(error=problem))
             return
@@ -206,15 +209,19 @@ class ClientEndpoint:
         if first_here and not self.services.hub.cancel_timer(("presence", principal.user_id)):
             await presence.user_online(self.services, principal.user_id, principal.username)
 
-    async def _check(self, session: Session, token: str) -> tuple[Principal | None, str | None]:
+    async def _check(
+        self, session: Session, message: proto.ClientAuth
+    ) -> tuple[Principal | None, str | None]:
         try:
-            principal = self.services.tokens.verify(token)
+            principal = self.services.tokens.verify(message.token)
         except TokenInvalid:
             return None, "Invalid token"
         if principal.token_type != "access":
             return None, "Invalid token type"
         if is_revoked(principal, await revoked_cutoff(self.services.kv, principal.user_id)):
             return None, "Token revoked"
+        if not proto.supported_version(message.protocol_version):  # 631a1ad checks it here
+            return None, proto.VERSION_CLOSE[1]
         if session.user_id == principal.user_id:
             return principal, None  # same user again: limits unchanged (§1.2.4)
         try:
@@ -223,6 +230,13 @@ class ClientEndpoint:
             log.warning("Client auth failed reading user %s: %s", principal.user_id, exc)
             return None, "Invalid token"
         return principal, self._limit_problem(session, principal.user_id, row)
+
+    @staticmethod
+    def _refuse_version(session: Session, version: str) -> None:
+        """631a1ad: `server:error PROTOCOL_VERSION_MISMATCH`, then close 1008 (no auth_result)."""
+        log.warning("Client protocol version mismatch: client=%s, server=%s", version,
+                    proto.PROTOCOL_VERSION)  # fmt: skip
+        session.close_soon(*proto.VERSION_CLOSE, error=proto.version_mismatch("client", version))
 
     def _limit_problem(self, session: Session, user_id: str, row: Any) -> str | None:
         settings, hub = self.services.settings, self.services.hub
@@ -314,8 +328,9 @@ class ClientEndpoint:
         self, session: Session, message: proto.ClientPermissionResponse
     ) -> None:
         await permissions.answer_permission(
-            self.services, session.user_id, message.request_id, message.decision
-        )
+            self.services, session.user_id, message.request_id, message.decision,
+            message.deny_reason,
+        )  # fmt: skip
 
 
 def _error(session: Session, code: ErrorCode, message: str | None = None) -> None:
