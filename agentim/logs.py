@@ -73,7 +73,8 @@ class JsonFormatter(logging.Formatter):
 
 class LogBudget:
     """How many warnings one connection logs: the first `limit`, then they are only counted
-    (the connection's owner logs the count when it closes). Errors always pass: they are bugs."""
+    (the connection's owner logs the count when it closes). Only warnings are budgeted: info and
+    debug lines are an operator's choice (LOG_LEVEL), errors are bugs and always pass."""
 
     __slots__ = ("limit", "logged", "suppressed")
 
@@ -83,7 +84,7 @@ class LogBudget:
         self.suppressed = 0
 
     def admit(self, record: logging.LogRecord) -> bool:
-        if record.levelno >= logging.ERROR:
+        if not logging.WARNING <= record.levelno < logging.ERROR:
             return True
         self.logged += 1
         if self.logged <= self.limit:
