@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -72,20 +73,25 @@ class JsonFormatter(logging.Formatter):
 
 
 class LogBudget:
-    """How many warnings one connection logs: the first `limit`, then they are only counted
-    (the connection's owner logs the count when it closes). Only warnings are budgeted: info and
-    debug lines are an operator's choice (LOG_LEVEL), errors are bugs and always pass."""
+    """How many warnings one connection logs: the first `limit` in each minute, then they
+    are only counted (the connection's owner logs the total when it closes). So a peer sending
+    junk in a loop costs a few lines a minute, and a long-lived connection still gets its later
+    warnings logged. Only warnings are budgeted: info and debug lines follow LOG_LEVEL, errors
+    are bugs and always pass."""
 
-    __slots__ = ("limit", "logged", "suppressed")
+    __slots__ = ("limit", "logged", "suppressed", "window_start")
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.logged = 0
-        self.suppressed = 0
+        self.window_start = time.time()  # the clock of LogRecord.created
+        self.logged = 0  # in the current minute
+        self.suppressed = 0  # in all
 
     def admit(self, record: logging.LogRecord) -> bool:
         if not logging.WARNING <= record.levelno < logging.ERROR:
             return True
+        if record.created - self.window_start >= BUDGET_WINDOW_S:
+            self.window_start, self.logged = record.created, 0
         self.logged += 1
         if self.logged <= self.limit:
             return True
@@ -96,7 +102,8 @@ class LogBudget:
         return False
 
 
-BUDGET_SPENT: Final = "further warnings from this connection are counted, not logged"
+BUDGET_WINDOW_S: Final = 60.0
+BUDGET_SPENT: Final = "further warnings from this connection this minute are counted, not logged"
 _budget: ContextVar[LogBudget | None] = ContextVar("agentim_log_budget", default=None)
 
 

@@ -81,3 +81,12 @@ def test_a_log_budget_holds_back_warnings_only() -> None:
     assert not {"warn 3", "warn 4"} & set(lines)
     assert {f"info {i}" for i in range(5)} | {"error", "after"} <= set(lines)
     assert budget.suppressed == 2
+
+
+def test_a_log_budget_starts_again_each_minute() -> None:
+    budget = logs.LogBudget(1)
+    record = logging.LogRecord("x", logging.WARNING, "", 0, "w", None, None)
+    assert [budget.admit(record) for _ in range(3)] == [True, True, False]
+    record.created = budget.window_start + logs.BUDGET_WINDOW_S
+    assert [budget.admit(record) for _ in range(3)] == [True, True, False]
+    assert budget.suppressed == 2

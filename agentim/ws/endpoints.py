@@ -23,8 +23,9 @@ from agentim.ws.session import Endpoint, Session, SessionLimits
 log = logging.getLogger("Connections")
 
 CLIENT_PATH: Final = "/ws/client"
-# Warnings one socket may log (bad frames, refused actions); past that they are counted and the
-# count is logged when it closes, so a peer sending junk in a loop cannot flood the log.
+# Warnings one socket may log per minute (bad frames, refused actions); past that they are
+# counted and the total is logged when it closes, so a peer sending junk in a loop cannot flood
+# the log.
 LOG_BUDGET: Final = 20
 TOO_MANY_UPGRADES: Final = (
     b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"

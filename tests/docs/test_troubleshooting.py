@@ -35,7 +35,7 @@ from agentim.auth.tokens import TokenService
 from agentim.errors import ErrorCode
 from agentim.protocol.ids import new_id
 from agentim.settings import DEFAULT_MIME_TYPES, LOG_LEVELS, Settings, problems, redis_url_problem
-from agentim.ws import gateway_session, listener, session as ws_session
+from agentim.ws import endpoints as ws_endpoints, gateway_session, listener, session as ws_session
 from tests.cli.procs import ROOT, base_env, free_port, run_cli
 from tests.conftest import TEST_JWT_SECRET, start_hub
 from tests.gateway_helpers import (
@@ -1052,8 +1052,10 @@ async def test_unstorable_text_is_refused_as_stated(
 
 
 async def test_a_sockets_warnings_stop_as_stated(hub: RunningHub) -> None:
-    body = section("A socket's warnings stop after 20")
-    limit, notice_at = (int(n) for n in search(r"first (\d+) warnings\. The (\d+)st", body))
+    body = section("A socket logs at most 20 warnings a minute")
+    limit, notice_at = (
+        int(n) for n in search(r"first (\d+) warnings in each minute\.\s+The\s+(\d+)st", body)
+    )
     (notice,) = search(r"ends with\s+`\(([^`]+)\)`", body)
     [script] = blocks(body, "bash")
     grep, example = script.strip().splitlines()
@@ -1074,6 +1076,7 @@ async def test_a_sockets_warnings_stop_as_stated(hub: RunningHub) -> None:
     assert json.loads(found)["name"] == "Connections" and json.loads(found)["level"] == 40
     matched = re.fullmatch(summary, json.loads(found)["msg"])
     assert matched is not None and int(matched.group(1)) == 10 - 1
+    assert (limit, logs.BUDGET_WINDOW_S) == (ws_endpoints.LOG_BUDGET, 60.0)  # "a minute"
 
 
 async def test_an_early_answer_reaches_the_client_as_stated(hub: RunningHub) -> None:
