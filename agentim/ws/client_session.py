@@ -42,6 +42,7 @@ _FRAME_ERRORS: Final = {
     FrameError.TOO_DEEP: (ErrorCode.JSON_TOO_DEEP, proto.DEPTH_TEXT),
     FrameError.TOO_MANY_ITEMS: (ErrorCode.JSON_TOO_DEEP, proto.COLLECTION_TEXT),
     FrameError.NOT_AN_OBJECT: (ErrorCode.INVALID_MESSAGE, None),
+    FrameError.UNSTORABLE_TEXT: (ErrorCode.INVALID_MESSAGE, None),
 }
 _UNLIMITED: Final = (proto.ClientAuth, proto.ClientPing)  # no auth gate, no rate limit
 

@@ -33,6 +33,7 @@ from agentim.protocol.client import (
 )
 from agentim.protocol.codec import GATEWAY_MAX_DEPTH, FrameError, parse_frame
 from agentim.protocol.events import Event
+from agentim.protocol.storable import UNSTORABLE_TEXT
 from agentim.routing.hub import GATEWAY, Hub
 from agentim.routing.streams import Stream, StreamBuffers, StreamKey
 from agentim.services import Services
@@ -54,6 +55,7 @@ _FRAME_LOGS: Final = {
     FrameError.TOO_DEEP: "Gateway sent too deeply nested JSON, dropping message",
     FrameError.TOO_MANY_ITEMS: "Gateway sent too deeply nested JSON, dropping message",
     FrameError.NOT_AN_OBJECT: "Gateway sent invalid message format: Expected object",
+    FrameError.UNSTORABLE_TEXT: f"Gateway sent invalid message format: {UNSTORABLE_TEXT}",
 }
 _PRE_AUTH: Final = (proto.GatewayAuth, proto.GatewayPing)
 
