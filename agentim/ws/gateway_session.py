@@ -174,7 +174,7 @@ class GatewayEndpoint:
         try:
             principal = self.services.tokens.verify(message.token)
         except TokenInvalid as exc:
-            log.error("Gateway auth failed: %s", exc)
+            log.warning("Gateway auth failed: %s", exc)  # the peer's mistake: not an error
             return None, AUTH_FAILED
         if principal.token_type != "access":
             return None, "Invalid token type"

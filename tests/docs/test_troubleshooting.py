@@ -873,7 +873,13 @@ async def test_the_greps_find_what_the_hub_logs(
             response = await http.post("/api/routers", headers=user.headers, json=private)
             assert response.status_code == 400
             async with connect_gateway(hub) as gateway:
-                assert (await gateway.auth(user, token="junk"))["ok"] is False
+                assert (await gateway.auth(user, token="junk"))["ok"] is False  # a warning
+            await db.execute("ALTER TABLE gateways RENAME TO gateways_hidden_by_docs_test")
+            try:  # a server-side failure during gateway auth: an error line
+                async with connect_gateway(hub) as gateway:
+                    assert (await gateway.auth(user))["ok"] is False
+            finally:
+                await db.execute("ALTER TABLE gateways_hidden_by_docs_test RENAME TO gateways")
             await db.execute("ALTER TABLE routers RENAME TO routers_hidden_by_docs_test")
             try:
                 assert (await http.get("/api/routers", headers=user.headers)).status_code == 500
