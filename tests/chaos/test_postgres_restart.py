@@ -32,6 +32,8 @@ NEVER_LOGGED = (
     "another operation",  # "cannot switch to state 12; another operation (2) is in progress"
     "has been released back to the pool",  # "cannot call Connection.terminate(): ..."
 )
+LOST = "PostgreSQL unavailable, statements fail until it is back: "
+BACK = "PostgreSQL available again after "
 TAIL = 20  # the last sends of each socket, all after the restart, must all succeed
 
 
@@ -130,3 +132,7 @@ async def test_chat_under_load_across_a_fast_postgres_restart(
     logged = [r for r in hub.log_records() if any(t in json.dumps(r) for t in NEVER_LOGGED)]
     assert logged == []
     assert hub.fatal_lines() == []
+    outage = [r["msg"] for r in hub.log_records() if r["name"] == "DB" and r["level"] == 40]
+    assert outage and outage[0].startswith(LOST), outage  # what docs/TROUBLESHOOTING.md shows
+    assert outage[-1].startswith(BACK), outage
+    assert sum(m.startswith(LOST) for m in outage) == sum(m.startswith(BACK) for m in outage)

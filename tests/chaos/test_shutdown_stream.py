@@ -11,7 +11,7 @@ import trio
 import trio_websocket
 
 from agentim.protocol.ids import new_id
-from tests.e2e.conftest import HubProcess, SpawnHub, spawn_hub  # noqa: F401  (a fixture)
+from tests.e2e.conftest import SpawnHub, spawn_hub  # noqa: F401  (a fixture)
 from tests.gateway_helpers import add_agent_to_room, agent_name, signed_in_gateway
 from tests.helpers import RunningHub, create_room, signed_in_user
 from tests.ws.wsclient import Client, connect
@@ -32,17 +32,6 @@ async def _frames_until_closed(client: Client) -> tuple[list[dict[str, Any]], in
                 frames.append(json.loads(await client.ws.get_message()))
         except trio_websocket.ConnectionClosed as exc:
             return frames, exc.reason.code
-
-
-def _fatal_lines(hub: HubProcess) -> list[dict[str, Any]]:
-    """The child's JSON log lines at level 50 (error) or above."""
-    records = []
-    for line in hub.output:
-        try:
-            records.append(json.loads(line))
-        except ValueError:
-            continue  # the plain start-up banner
-    return [r for r in records if isinstance(r, dict) and r.get("level", 0) >= 50]
 
 
 async def test_sigterm_mid_stream_completes_the_reply_before_shutdown(
@@ -95,7 +84,7 @@ async def test_sigterm_mid_stream_completes_the_reply_before_shutdown(
         with trio.fail_after(EXIT_S):
             await stopping.process.wait()
         assert stopping.process.returncode == 0
-        assert _fatal_lines(stopping) == []
+        assert stopping.fatal_lines() == []
         row = await hub.services.db.fetchrow(
             "SELECT content, chunks, sender_id FROM messages WHERE id = $1", reply_id
         )
