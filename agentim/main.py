@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
+from typing import Final
 
 import trio
 
@@ -17,6 +18,7 @@ from agentim.actions.agents import mark_process_agents_offline, reset_stale_agen
 from agentim.actions.permissions import expire_permission
 from agentim.actions.routing import handle_hop
 from agentim.actions.seed import seed_admin
+from agentim.actions.shutdown import GOING_AWAY, finish_replies
 from agentim.app import create_app
 from agentim.auth.passwords import PasswordHasher
 from agentim.auth.tokens import TokenService
@@ -40,6 +42,11 @@ from agentim.ws.gateway_session import install_controls as install_gateway_contr
 from agentim.ws.listener import Listener
 
 log = logging.getLogger("Server")
+
+# Shutdown's first step: a gateway's close takes at most ws/session's CLOSE_GRACE_S plus
+# CLEANUP_GRACE_S (2 s + 2 s) and the completions' round trip through Redis a few ms; the whole
+# exit stays within D14's 10 s.
+FINISH_REPLIES_S: Final = 4.5
 
 
 def _writable_dir(path: Path) -> bool:
@@ -199,7 +206,7 @@ async def _run_hub(
             partial(handle_upgrade, services),
             settings.host,
             settings.port,
-            on_shutdown=partial(_close_sessions, hub),
+            on_shutdown=partial(_close_sessions, services),
         )
         urls = await nursery.start(listener.serve, shutdown)
         _announce(settings, urls)
@@ -210,9 +217,16 @@ async def _run_hub(
     log.info("HTTP server closed")
 
 
-def _close_sessions(hub: Hub) -> None:
+async def _close_sessions(services: Services) -> None:
+    """D14: gateways first, so the replies they were streaming end for the clients (bounded);
+    then every client gets SERVER_SHUTDOWN and all sockets close with 1001."""
+    with trio.move_on_after(FINISH_REPLIES_S) as waited:
+        await finish_replies(services)
+    if waited.cancelled_caught:
+        log.warning("Shutdown: replies in flight not all delivered within %.1f s",
+                    FINISH_REPLIES_S)  # fmt: skip
     error = {"code": ErrorCode.SERVER_SHUTDOWN.value, "message": "Server is shutting down"}
-    hub.close_all(1001, "Server shutting down", client_error=error)
+    services.hub.close_all(*GOING_AWAY, client_error=error)
 
 
 def _announce(settings: Settings, urls: list[str]) -> None:

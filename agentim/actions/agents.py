@@ -32,6 +32,7 @@ log = logging.getLogger("GatewayHandler")
 MAX_CHUNKS_JSON_CHARS: Final = 20_971_520  # realtime.md §1.4: larger chunk lists are not stored
 UNKNOWN_AGENT: Final = "Unknown Agent"
 INTERRUPTED: Final = "Stream interrupted: gateway disconnected"
+SHUTDOWN_INTERRUPTED: Final = "Stream interrupted: server shutting down"
 IDLE_ENDED: Final = "Stream interrupted: no chunk for too long"
 SHUTDOWN_STEP_S: Final = 5.0  # marking this process's agents offline at shutdown
 AGENT_BOUND: Final = "agent_bound"  # hub control actions (see ws/gateway_session.py)
@@ -93,16 +94,17 @@ async def agents_changed(services: Services, user_id: str) -> None:
 async def gateway_closed(
     services: Services, *, user_id: str, gateway_id: str, session_id: str,
     agent_ids: Sequence[str], streams: Sequence[Stream], names: dict[str, str],
+    reason: str = INTERRUPTED,
 ) -> None:  # fmt: skip
     """A gateway socket closed (realtime.md §5.4, §4.3 as we fix it).
 
     Its open streams are persisted as far as they got and completed for clients with an error
-    marker; then its agents go offline; then the gateway row records the disconnect, and the
-    owner's clients hear that their agents changed.
+    marker (`reason`); then its agents go offline; then the gateway row records the
+    disconnect, and the owner's clients hear that their agents changed.
     """
     for stream in streams:
         await interrupt_stream(services, stream, names.get(stream.agent_id, UNKNOWN_AGENT),
-                               reason=INTERRUPTED)  # fmt: skip
+                               reason=reason)  # fmt: skip
     await agents_offline(services, agent_ids)
     await gateway_gone(services, gateway_id=gateway_id, session_id=session_id)
     try:

@@ -146,7 +146,9 @@ def _new_message(draft: Draft) -> store.NewMessage:
 
 
 def _send_failed(exc: DbError) -> AgentImError:
-    log.error("Transaction error in handleSendMessage: %s", exc)
+    """The sender's answer; PostgreSQL being away is logged once by store/db, not per send."""
+    level = logging.DEBUG if exc.unavailable else logging.ERROR
+    log.log(level, "Transaction error in handleSendMessage: %s", exc)
     return AgentImError(500, "Failed to send message", code=ErrorCode.INTERNAL_ERROR)
 
 

@@ -25,6 +25,7 @@ log = logging.getLogger("Connections")
 CLIENT: Final = "client"
 GATEWAY: Final = "gateway"
 REVOKED_CLOSE: Final = (1008, "Session revoked")  # realtime.md §1.8
+BARRIER: Final = "barrier"  # control action: a marker a process publishes to itself (barrier)
 FALLBACK_MAX_KEYS: Final = 100_000  # bound on the per-process counters used during an outage
 
 
@@ -36,6 +37,7 @@ class LiveSession(Protocol):
     user_id: str  # "" until authenticated
     rooms: set[str]
     agents: set[str]
+    finished: trio.Event  # set once its reader is done and the endpoint's on_close ran
 
     def send_nowait(self, frame: bytes, *, droppable: bool = False) -> bool: ...
     def close_soon(
@@ -85,6 +87,7 @@ class Hub:
         self.controls: dict[str, ControlHandler] = {
             "revoke_user": _revoke_user,
             "room_removed": _room_removed,
+            BARRIER: _barrier_reached,
         }
         self.fallback_counters = WindowCounters()
         self.closing = False
@@ -94,6 +97,7 @@ class Hub:
         self._keepalive: dict[float, dict[str, KeepAlive]] = {}  # interval → sessions
         self.delivered = 0
         self.flusher = Flusher()
+        self._barriers: dict[str, trio.Event] = {}  # token → set when its marker is delivered
 
     async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
         """Own the nursery of conversations, timers and background tasks until cancelled."""
@@ -202,12 +206,31 @@ class Hub:
             return
         handler(self, event)
 
+    def close_gateways(self, code: int, reason: str) -> list[LiveSession]:
+        """Shutdown's first step (D14): every gateway socket closes, so its open streams are
+        completed while the clients are still here to receive them; returns the sessions, whose
+        `finished` tells when that is done. Sockets opened from now on are closed at once."""
+        self.closing = True
+        gateways = [s for s in [*self.sessions.values(), *self.pending.values()]
+                    if s.kind == GATEWAY]  # fmt: skip
+        for session in gateways:
+            session.close_soon(code, reason)
+        return gateways
+
     def close_all(self, code: int, reason: str, *, client_error: dict[str, str] | None) -> None:
         """Shutdown (D14): authenticated clients get the error frame first; all get `code`."""
         self.closing = True
         for session in [*self.sessions.values(), *self.pending.values()]:
             authenticated = session.kind == CLIENT and session.user_id
             session.close_soon(code, reason, error=client_error if authenticated else None)
+
+    def expect_barrier(self, token: str) -> trio.Event:
+        """An Event set when the control event `BARRIER` with this token reaches this process:
+        everything published before it has then been delivered here (one channel, one order)."""
+        return self._barriers.setdefault(token, trio.Event())
+
+    def forget_barrier(self, token: str) -> None:
+        self._barriers.pop(token, None)
 
     # timers and background tasks --------------------------------------------------------------
     def start_timer(
@@ -291,6 +314,13 @@ def _revoke_user(hub: Hub, event: Event) -> None:
     error = {"code": ErrorCode.SESSION_REVOKED.value, "message": "Session revoked"}
     for session in hub.user_sessions(event.target_id):
         session.close_soon(*REVOKED_CLOSE, error=error if session.kind == CLIENT else None)
+
+
+def _barrier_reached(hub: Hub, event: Event) -> None:
+    """Another process's marker (or one nobody waits for any more) is ignored."""
+    waiter = hub._barriers.pop(str((event.control or {}).get("token", "")), None)
+    if waiter is not None:
+        waiter.set()
 
 
 def _room_removed(hub: Hub, event: Event) -> None:

@@ -12,7 +12,7 @@ import asyncpg
 import trio
 import triopg
 
-from agentim.store.lane import ConnectionLane
+from agentim.store.lane import ConnectionLane, ends_session
 
 log = logging.getLogger("DB")
 
@@ -28,17 +28,61 @@ class StartupError(Exception):
 
 
 class DbError(Exception):
-    """A database error with its SQLSTATE, so callers map constraint violations without asyncpg."""
+    """A database error with its SQLSTATE, so callers map constraint violations without asyncpg.
 
-    def __init__(self, sqlstate: str | None, message: str) -> None:
+    `unavailable` is set when PostgreSQL could not be reached or ended the session (a restart,
+    a network cut): the statement got no answer, and a later one may succeed.
+    """
+
+    def __init__(self, sqlstate: str | None, message: str, *, unavailable: bool = False) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
+        self.unavailable = unavailable
 
 
-def _logged(error: DbError) -> DbError:
-    """Log a failed statement under `DB` at error level; constraint violations (SQLSTATE class
-    23) are answers the callers turn into 4xx, not database errors."""
-    if not (error.sqlstate or "").startswith("23"):
+# What a statement raises when the connection, not the statement, failed: the socket (refused,
+# reset, timed out), the pool proxy, or the protocol (asyncpg's InternalClientError, such as
+# "cannot switch to state …; another operation is in progress" on a connection cut mid-reply).
+_CONNECTION_FAILURES: Final = (OSError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+
+
+def as_db_error(exc: Exception) -> DbError:
+    """The DbError for an asyncpg error or one of `_CONNECTION_FAILURES`. asyncpg's other
+    InterfaceErrors (a bad argument, for instance) are the caller's bug, not an outage."""
+    if isinstance(exc, asyncpg.PostgresError):
+        return DbError(getattr(exc, "sqlstate", None), str(exc), unavailable=ends_session(exc))
+    lost = isinstance(exc, OSError | asyncpg.InternalClientError)
+    return DbError(None, str(exc) or type(exc).__name__, unavailable=lost)
+
+
+class Outage:
+    """PostgreSQL's reachability as statements find it: a lost server is logged once at warning
+    level (not once per failed statement), and once more when a statement succeeds again."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None  # trio time of the first failure, while unavailable
+
+    def failed(self, error: DbError) -> None:
+        if self.since is None:
+            self.since = trio.current_time()
+            log.warning("PostgreSQL unavailable, statements fail until it is back: %s", error,
+                        extra={"sqlstate": error.sqlstate})  # fmt: skip
+        else:
+            log.debug("Query failed, PostgreSQL unavailable: %s", error)
+
+    def answered(self) -> None:
+        if self.since is not None:
+            log.warning("PostgreSQL available again after %.1f s",
+                        trio.current_time() - self.since)  # fmt: skip
+            self.since = None
+
+
+def _logged(error: DbError, outage: Outage) -> DbError:
+    """Log a failed statement under `DB`: at error level, except constraint violations (SQLSTATE
+    class 23, answers the callers turn into 4xx) and an unreachable server (logged by `outage`)."""
+    if error.unavailable:
+        outage.failed(error)
+    elif not (error.sqlstate or "").startswith("23"):
         log.error("Query failed: %s", error, extra={"sqlstate": error.sqlstate})
     return error
 
@@ -56,19 +100,20 @@ class Conn(Protocol):
 class _Wrapped:
     """Translate asyncpg errors to DbError at the store boundary."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, outage: Outage) -> None:
         self._target = target
+        self._outage = outage
 
     async def _run(self, method: str, *args: Any) -> Any:
         return await getattr(self._target, method)(*args)
 
     async def _call(self, method: str, *args: Any) -> Any:
         try:
-            return await self._run(method, *args)
-        except asyncpg.PostgresError as exc:
-            raise _logged(DbError(getattr(exc, "sqlstate", None), str(exc))) from exc
-        except (OSError, asyncpg.InterfaceError) as exc:
-            raise _logged(DbError(None, str(exc))) from exc
+            result = await self._run(method, *args)
+        except (asyncpg.PostgresError, *_CONNECTION_FAILURES) as exc:
+            raise _logged(as_db_error(exc), self._outage) from exc
+        self._outage.answered()
+        return result
 
     async def fetch(self, query: str, *args: Any) -> list[Row]:
         return await self._call("fetch", query, *args)  # type: ignore[no-any-return]
@@ -90,7 +135,7 @@ class Database(_Wrapped):
     """The pool; its fetch methods each run one statement on a lane connection (lane.py)."""
 
     def __init__(self, pool: Any, url: str, *, lane_size: int = 1) -> None:
-        super().__init__(pool)
+        super().__init__(pool, Outage())
         self._pool = pool
         # triopg keeps the asyncpg pool it wraps here; the lane borrows from that same pool
         self.lane = ConnectionLane(pool._asyncpg_pool, lane_size)
@@ -101,17 +146,42 @@ class Database(_Wrapped):
 
     @asynccontextmanager
     async def connection(self) -> AsyncIterator[Conn]:
-        async with self._pool.acquire() as conn:
-            yield _Wrapped(conn)
+        try:
+            async with self._pool.acquire() as conn:
+                yield _Wrapped(conn, self._outage)
+        except (asyncpg.PostgresError, *_CONNECTION_FAILURES) as exc:
+            raise _logged(as_db_error(exc), self._outage) from exc
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Conn]:
-        """A connection inside one transaction: committed on exit, rolled back on error."""
+        """A connection inside one transaction: committed on exit, rolled back on error.
+
+        Connecting, BEGIN, COMMIT and ROLLBACK fail as DbError too (PostgreSQL restarting).
+        """
         try:
-            async with self._pool.acquire() as conn, conn.transaction():
-                yield _Wrapped(conn)
-        except asyncpg.PostgresError as exc:
-            raise _logged(DbError(getattr(exc, "sqlstate", None), str(exc))) from exc
+            async with self._begin() as conn:
+                yield _Wrapped(conn, self._outage)
+        except (asyncpg.PostgresError, *_CONNECTION_FAILURES) as exc:
+            raise _logged(as_db_error(exc), self._outage) from exc
+
+    @asynccontextmanager
+    async def _begin(self) -> AsyncIterator[Any]:
+        """A pooled connection inside BEGIN. A connection the server ended while it sat in the
+        pool may refuse to start BEGIN (see lane.py); it is terminated and another one tried,
+        since nothing reached the server."""
+        attempts = self._pool._asyncpg_pool.get_max_size() + 1
+        for attempt in range(1, attempts + 1):
+            async with self._pool.acquire() as conn:
+                began = False
+                try:
+                    async with conn.transaction():
+                        began = True
+                        yield conn
+                        return
+                except asyncpg.InternalClientError:
+                    if began or attempt == attempts:
+                        raise
+                    conn.terminate()  # the pool opens a new connection in its place
 
 
 def describe_target(url: str) -> str:

@@ -34,26 +34,52 @@ class ConnectionLane:
     async def call(self, method: str, *args: Any) -> Any:
         """Run `conn.<method>(*args)` on a lane connection.
 
-        A connection whose statement failed with a PostgreSQL error is reused; one interrupted
-        any other way (cancelled, broken) is terminated and handed back to the pool.
+        A connection whose statement failed with an ordinary PostgreSQL error is reused. One
+        that the server ended (a FATAL error such as `pg_ctl restart -m fast`'s admin shutdown,
+        a connection-class SQLSTATE) or that was interrupted any other way (cancelled, broken,
+        a protocol error) is discarded: terminated if still ours, and handed back to the pool.
+
+        A connection the server ended while it sat idle can look alive for a moment (asyncpg
+        has read the FATAL error but not yet the end of the stream) and then refuses to start
+        a statement; the statement never reached the server, so it runs on another connection.
         """
         async with self._slots:
-            conn = self._idle.pop() if self._idle else await self._borrow()
-            try:
-                result = await run_here(getattr(conn, method)(*args))
-            except asyncpg.PostgresError:
-                reusable = True  # the statement failed; the connection is fine
-                raise
-            except BaseException:
-                reusable = False
-                raise
-            else:
-                reusable = True
-                return result
-            finally:
-                if not (reusable and self._keep(conn)):
-                    with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
-                        await self._release(conn, terminate=not reusable)
+            attempts = self._pool.get_max_size() + 1  # every pooled connection may be stale
+            for attempt in range(1, attempts + 1):
+                conn = await self._take()
+                try:
+                    return await self._run(conn, method, args)
+                except NotStarted as refused:
+                    if attempt == attempts:
+                        raise refused.reason from None
+            raise AssertionError("unreachable")
+
+    async def _run(self, conn: Any, method: str, args: tuple[Any, ...]) -> Any:
+        try:
+            result = await run_here(getattr(conn, method)(*args))
+        except asyncpg.PostgresError as exc:
+            healthy = not ends_session(exc)
+            raise
+        except BaseException:
+            healthy = False
+            raise
+        else:
+            healthy = True
+            return result
+        finally:
+            if not (healthy and self._keep(conn)):
+                with trio.move_on_after(RELEASE_TIMEOUT_S, shield=True):
+                    await self._release(conn, terminate=not healthy)
+
+    async def _take(self) -> Any:
+        """An idle connection that is still alive, else a new one from the pool. A connection
+        lost while idle (the server restarted) was already taken back by the pool: dropped."""
+        while self._idle:
+            conn = self._idle.pop()
+            if _alive(conn):
+                return conn
+            await self._release(conn, terminate=True)
+        return await self._borrow()
 
     async def _borrow(self) -> Any:
         if self._closed:
@@ -61,12 +87,18 @@ class ConnectionLane:
         return await trio_asyncio.aio_as_trio(self._pool.acquire)()  # once per lane connection
 
     def _keep(self, conn: Any) -> bool:
-        """Keep the connection idle in the lane; False once the lane is closed."""
-        if not self._closed:
+        """Keep the connection idle in the lane; False once the lane is closed or the
+        connection is gone."""
+        if not self._closed and _alive(conn):
             self._idle.append(conn)
-        return not self._closed
+            return True
+        return False
 
     async def _release(self, conn: Any, *, terminate: bool) -> None:
+        """Hand the connection back to the pool, unless asyncpg already did (it does when the
+        connection is lost); after that the proxy refuses every call, terminate() included."""
+        if not _attached(conn):
+            return
         if terminate:
             conn.terminate()
         await trio_asyncio.aio_as_trio(self._pool.release)(conn)
@@ -78,6 +110,34 @@ class ConnectionLane:
             await self._release(self._idle.pop(), terminate=False)
 
 
+def ends_session(exc: asyncpg.PostgresError) -> bool:
+    """True when the error means the server ended (or never opened) the session: FATAL and PANIC
+    errors, connection exceptions (class 08) and operator intervention (57P01 admin shutdown,
+    57P02 crash shutdown, 57P03 cannot connect now). Any other error leaves it usable."""
+    state = getattr(exc, "sqlstate", None) or ""
+    severity = getattr(exc, "severity", None) or ""
+    return severity in ("FATAL", "PANIC") or state.startswith(("08", "57P"))
+
+
+def _attached(conn: Any) -> bool:
+    """The pool proxy still holds its connection. asyncpg detaches it when the connection is
+    lost (and returns it to the pool itself); PoolConnectionProxy has no public test for it."""
+    return conn._con is not None
+
+
+def _alive(conn: Any) -> bool:
+    return _attached(conn) and not conn.is_closed()
+
+
+class NotStarted(Exception):
+    """The connection's protocol refused to start the statement (asyncpg's InternalClientError
+    on the coroutine's first step, before anything is written): nothing reached the server."""
+
+    def __init__(self, reason: asyncpg.InternalClientError) -> None:
+        super().__init__(str(reason))
+        self.reason = reason
+
+
 async def run_here(coro: Coroutine[Any, Any, Any]) -> Any:
     """Run an asyncpg coroutine in the calling trio task (the trio-asyncio loop must be open).
 
@@ -86,16 +146,25 @@ async def run_here(coro: Coroutine[Any, Any, Any]) -> Any:
     `trio_asyncio.aio_as_trio` would wrap it in an asyncio Task and hand over between the two
     schedulers at each step. Cancelled, it ends the coroutine as asyncio would (CancelledError
     thrown in; asyncpg asks PostgreSQL to cancel the query) and raises trio's Cancelled.
+
+    Raises:
+        NotStarted: the protocol was not idle (see the class).
     """
+    try:
+        waiting_on = coro.send(None)
+    except StopIteration as done:
+        return done.value
+    except asyncpg.InternalClientError as exc:
+        raise NotStarted(exc) from exc
     while True:
-        try:
-            waiting_on = coro.send(None)
-        except StopIteration as done:
-            return done.value
         raise_cancel = await _wait_done(waiting_on)
         if raise_cancel is not None:
             _unwind(coro)
             raise_cancel()
+        try:
+            waiting_on = coro.send(None)
+        except StopIteration as done:
+            return done.value
 
 
 async def _wait_done(future: asyncio.Future[Any] | None) -> trio.lowlevel.RaiseCancelT | None:

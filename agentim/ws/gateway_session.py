@@ -127,16 +127,18 @@ class GatewayEndpoint:
             await self.services.events.publish_all(events)
 
     async def on_close(self, session: Session) -> None:
-        """Open streams are persisted; the agents still bound here go offline (§5.4)."""
+        """Open streams are persisted; the agents still bound here go offline (§5.4). At
+        shutdown this runs before the clients are closed, so they see the replies end (D14)."""
         if not session.authenticated:
             return
         await relay_actions.gateway_disconnected(self.services, session, self.gateway_id)
         hub = self.services.hub
         mine = sorted(a for a in session.agents if hub.agents.get(a) is None)  # not taken over
+        reason = agents.SHUTDOWN_INTERRUPTED if hub.closing else agents.INTERRUPTED
         await agents.gateway_closed(
             self.services, user_id=session.user_id, gateway_id=self.gateway_id,
             session_id=session.id, agent_ids=mine, streams=self.streams.drain(),
-            names=self.names,
+            names=self.names, reason=reason,
         )  # fmt: skip
         await busy.forget_queue_depths(self.services, mine)
 

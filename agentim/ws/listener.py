@@ -270,7 +270,7 @@ class Listener:
     ws_handler: WsHandler
     host: str
     port: int
-    on_shutdown: Callable[[], None] = lambda: None
+    on_shutdown: Callable[[], Awaitable[None]] = trio.lowlevel.checkpoint
     config: Config = attrs.field(factory=hypercorn_config)
     finished: trio.Event = attrs.field(factory=trio.Event)
 
@@ -309,7 +309,7 @@ class Listener:
                 task_status.started(urls)
                 await shutdown.wait()
                 accepting.cancel_scope.cancel()
-            self.on_shutdown()  # sessions say goodbye and close with 1001 (D14)
+            await self.on_shutdown()  # sessions say goodbye and close with 1001 (D14; bounded)
             await context.terminated.set()  # hypercorn closes idle keep-alive connections
             connections.cancel_scope.deadline = trio.current_time() + SHUTDOWN_GRACE_S
 

@@ -81,7 +81,7 @@ class Session:
     __slots__ = (
         "_auth_scope", "_close_deadline", "_flush_queued", "_metrics", "_missed_pongs",
         "_nursery", "_pongs_at_ping", "_writing", "agents", "close_request", "conn", "dropped",
-        "hub", "id", "kind", "limits", "outbox", "rooms", "user_id", "username",
+        "finished", "hub", "id", "kind", "limits", "outbox", "rooms", "user_id", "username",
     )  # fmt: skip
 
     def __init__(
@@ -109,6 +109,7 @@ class Session:
         self._pongs_at_ping: int | None = None  # conn.pongs when the last ping was queued
         self._missed_pongs = 0
         self._flush_queued = False
+        self.finished = trio.Event()  # the reader is done and the endpoint's on_close ran
 
     @property
     def authenticated(self) -> bool:
@@ -246,8 +247,11 @@ class Session:
             self.hub.keepalive_remove(self)
             self.hub.detach(self)
             self.outbox.close()
-            with trio.move_on_after(CLEANUP_GRACE_S, shield=True):
-                await endpoint.on_close(self)
+            try:
+                with trio.move_on_after(CLEANUP_GRACE_S, shield=True):
+                    await endpoint.on_close(self)
+            finally:
+                self.finished.set()  # shutdown waits for on_close, not for the peer's close reply
             with trio.move_on_after(CLOSE_GRACE_S, shield=True):
                 await self.conn.close(*(self.close_request or (1000, "")))
 
