@@ -389,7 +389,10 @@ async def publish_agent_info(
         room_ids = [room_id]
     else:
         room_ids = await agent_rows.list_agent_room_ids(services.db, agent_id)
-    await services.events.publish_all([frame_event(Target.ROOM, r, frame) for r in room_ids])
+    key = proto.agent_info_key(agent_id)
+    await services.events.publish_all(
+        [frame_event(Target.ROOM, r, frame, repeat_key=key) for r in room_ids]
+    )
 
 
 async def workspace_answered(services: Services, answer: proto.GatewayWorkspaceResponse) -> None:

@@ -31,6 +31,10 @@ class Event:
     droppable: bool = False  # may be skipped for a slow consumer (typing)
     exclude: str | None = None  # a socket id not to deliver to (typing's sender)
     control: dict[str, Any] | None = None
+    # Frames under one key are not sent twice in a row to a socket (the socket's last one under
+    # the key is compared): today's web client asks for agent info again whenever its agent store
+    # changes, so answering an unchanged `server:agent_info` would make it ask forever.
+    repeat_key: str | None = None
 
     @property
     def message(self) -> dict[str, Any]:
@@ -45,8 +49,9 @@ def frame_event(
     *,
     droppable: bool = False,
     exclude: str | None = None,
+    repeat_key: str | None = None,
 ) -> Event:
-    return Event(target, target_id, dumps(message), droppable, exclude)
+    return Event(target, target_id, dumps(message), droppable, exclude, repeat_key=repeat_key)
 
 
 def control_event(action: str, target_id: str, **data: Any) -> Event:
@@ -59,6 +64,8 @@ def encode_event(event: Event) -> bytes:
         header["x"] = event.exclude
     if event.control is not None:
         header["c"] = event.control
+    if event.repeat_key is not None:
+        header["k"] = event.repeat_key
     return (dumps(header) + "\n" + event.frame).encode()
 
 
@@ -72,4 +79,5 @@ def decode_event(payload: bytes) -> Event:
         bool(header.get("d")),
         header.get("x"),
         header.get("c"),
+        header.get("k"),
     )

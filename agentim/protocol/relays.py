@@ -618,6 +618,11 @@ def agent_info(agent: dict[str, Any]) -> dict[str, Any]:
     return {"type": "server:agent_info", "agent": agent}
 
 
+def agent_info_key(agent_id: str) -> str:
+    """The repeat key of an agent's `server:agent_info` (protocol.events.Event.repeat_key)."""
+    return f"agent_info:{agent_id}"
+
+
 def request_workspace(
     *, agent_id: str, room_id: str, request_id: str, request: dict[str, Any]
 ) -> dict[str, Any]:

@@ -40,6 +40,7 @@ class LiveSession(Protocol):
     finished: trio.Event  # set once its reader is done and the endpoint's on_close ran
 
     def send_nowait(self, frame: bytes, *, droppable: bool = False) -> bool: ...
+    def is_repeat(self, key: str, frame: bytes) -> bool: ...
     def close_soon(
         self, code: int, reason: str, *, error: dict[str, str] | None = None
     ) -> None: ...
@@ -182,10 +183,11 @@ class Hub:
         if not recipients:
             return
         frame = text_frame(event.frame.encode())
-        droppable, exclude = event.droppable, event.exclude
+        droppable, exclude, key = event.droppable, event.exclude, event.repeat_key
         for session in recipients:
-            if session.id != exclude:
-                session.send_nowait(frame, droppable=droppable)
+            if session.id == exclude or (key is not None and session.is_repeat(key, frame)):
+                continue
+            session.send_nowait(frame, droppable=droppable)
         self.delivered += len(recipients)
 
     def _recipients(self, event: Event) -> list[LiveSession]:

@@ -48,7 +48,8 @@ async def query_agent_info(
         room_id=message.room_id,
     )  # fmt: skip
     if row is not None:  # the gateway is offline: what the database knows
-        session.send_json(proto.agent_info(agent_json(row)))
+        key = proto.agent_info_key(message.agent_id)
+        session.send_json(proto.agent_info(agent_json(row)), repeat_key=key)
 
 
 async def request_workspace(

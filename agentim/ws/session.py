@@ -79,9 +79,28 @@ class Session:
     """One socket (implements routing.hub.LiveSession and KeepAlive)."""
 
     __slots__ = (
-        "_auth_scope", "_close_deadline", "_flush_queued", "_metrics", "_missed_pongs",
-        "_nursery", "_pongs_at_ping", "_writing", "agents", "close_request", "conn", "dropped",
-        "finished", "hub", "id", "kind", "limits", "outbox", "rooms", "user_id", "username",
+        "_auth_scope",
+        "_close_deadline",
+        "_flush_queued",
+        "_last_by_key",
+        "_metrics",
+        "_missed_pongs",
+        "_nursery",
+        "_pongs_at_ping",
+        "_writing",
+        "agents",
+        "close_request",
+        "conn",
+        "dropped",
+        "finished",
+        "hub",
+        "id",
+        "kind",
+        "limits",
+        "outbox",
+        "rooms",
+        "user_id",
+        "username",
     )  # fmt: skip
 
     def __init__(
@@ -98,6 +117,7 @@ class Session:
         self.hub = hub
         self.limits = limits
         self.outbox = Outbox(limits.outbox_frames)
+        self._last_by_key: dict[str, int] = {}  # repeat key → hash of the last frame under it
         conn.on_control = self._queue_pong
         self._nursery: trio.Nursery | None = None  # the session's, while it runs
         self._writing = False  # a writer task runs (or the close sequence started)
@@ -179,9 +199,21 @@ class Session:
         # droppable: a client flooding pings cannot grow the outbox past its bound
         self.send_nowait(frame, droppable=True)
 
-    def send_json(self, message: dict[str, Any]) -> bool:
-        """Encode and queue a reply to this socket only."""
-        return self.send_nowait(text_frame(dumps(message).encode()))
+    def send_json(self, message: dict[str, Any], *, repeat_key: str | None = None) -> bool:
+        """Encode and queue a reply to this socket only (not when it repeats the last frame
+        sent under `repeat_key`)."""
+        frame = text_frame(dumps(message).encode())
+        if repeat_key is not None and self.is_repeat(repeat_key, frame):
+            return False
+        return self.send_nowait(frame)
+
+    def is_repeat(self, key: str, frame: bytes) -> bool:
+        """Whether frame is the one this socket last got under key; remembers it if not."""
+        digest = hash(frame)
+        if self._last_by_key.get(key) == digest:
+            return True
+        self._last_by_key[key] = digest
+        return False
 
     def close_soon(self, code: int, reason: str, *, error: dict[str, str] | None = None) -> None:
         """Send `error` (as server:error) after what is queued, then close with `code`.
