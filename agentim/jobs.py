@@ -1,4 +1,5 @@
-"""Sweepers started in the hub's nursery: orphan uploads (api.md §11.5), expired refresh tokens.
+"""Sweepers started in the hub's nursery: orphan uploads (api.md §11.5), expired refresh tokens
+and revocations.
 
 Error policy (both): a failed pass is logged and the next one runs on schedule; only
 cancellation ends a sweeper. Several hub processes may sweep at once: rows are claimed with
@@ -17,7 +18,7 @@ import trio
 from agentim.actions.uploads import remove_upload_file
 from agentim.protocol.timefmt import iso_now, to_iso
 from agentim.services import Services
-from agentim.store import refresh_tokens, uploads
+from agentim.store import refresh_tokens, revocations, uploads
 
 log = logging.getLogger("Jobs")
 
@@ -54,11 +55,15 @@ async def _remove_orphan(services: Services, attachment_id: str) -> bool:
 
 
 async def cleanup_tokens_once(services: Services) -> int:
-    """Delete refresh tokens past `expires_at`; how many were deleted."""
+    """Delete refresh tokens past `expires_at`, and revocations every token of which has
+    expired; how many rows were deleted."""
     deleted = await refresh_tokens.delete_expired_refresh_tokens(services.db, iso_now())
     if deleted:
         log.info("Removed %d expired refresh token(s)", deleted)
-    return deleted
+    revoked = await revocations.delete_expired(services.db)
+    if revoked:
+        log.info("Removed %d expired token revocation(s)", revoked)
+    return deleted + revoked
 
 
 async def run_orphan_cleanup(

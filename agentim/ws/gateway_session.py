@@ -31,6 +31,7 @@ from agentim.routing.hub import GATEWAY, Hub
 from agentim.routing.streams import Stream, StreamBuffers, StreamKey
 from agentim.services import Services
 from agentim.store import agents as agent_rows, tasks, users
+from agentim.store.db import DbError
 from agentim.ws.session import Incoming, Session
 from agentim.ws.transport import Binary, TooLarge
 
@@ -142,7 +143,12 @@ class GatewayEndpoint:
             return None, AUTH_FAILED
         if principal.token_type != "access":
             return None, "Invalid token type"
-        if is_revoked(principal, await revoked_cutoff(self.services.kv, principal.user_id)):
+        try:
+            cutoff = await revoked_cutoff(self.services.kv, self.services.db, principal.user_id)
+        except DbError as exc:  # neither Redis nor PostgreSQL answered: refuse (D23)
+            log.error("Gateway auth failed: %s", exc)
+            return None, AUTH_FAILED
+        if is_revoked(principal, cutoff):
             return None, "Token revoked"
         try:
             if session.user_id != principal.user_id and await self._over_limit(principal.user_id):
