@@ -1,5 +1,5 @@
 """Sweepers started in the hub's nursery: orphan uploads (api.md §11.5), expired refresh tokens
-and revocations.
+and revocations, dead hub processes (actions/reclaim.py).
 
 Error policy (both): a failed pass is logged and the next one runs on schedule; only
 cancellation ends a sweeper. Several hub processes may sweep at once: rows are claimed with
@@ -15,10 +15,12 @@ from typing import Final
 
 import trio
 
+from agentim.actions.reclaim import reclaim_dead_processes
 from agentim.actions.uploads import remove_upload_file
 from agentim.protocol.timefmt import iso_now, to_iso
 from agentim.services import Services
 from agentim.store import refresh_tokens, revocations, uploads
+from agentim.store.kv import KvUnavailable
 
 log = logging.getLogger("Jobs")
 
@@ -89,10 +91,23 @@ async def run_token_cleanup(
         await _run_pass("refresh token cleanup", cleanup_tokens_once, services)
 
 
+async def run_reclaimer(
+    services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """A sweep for dead hub processes at start and every HUB_RECLAIM_INTERVAL_MS (reclaim.py)."""
+    interval = services.settings.hub_reclaim_interval_s
+    task_status.started()
+    while True:
+        await _run_pass("reclaim of dead hub processes", reclaim_dead_processes, services)
+        await trio.sleep(interval)
+
+
 async def _run_pass(
     name: str, sweep: Callable[[Services], Awaitable[int]], services: Services
 ) -> None:
     try:
         await sweep(services)
+    except KvUnavailable as exc:  # an outage is not a bug: no traceback (D16)
+        log.warning("Scheduled %s skipped, Redis unavailable: %s", name, exc)
     except Exception:  # the policy above: log, keep the schedule
         log.exception("Scheduled %s failed", name)

@@ -34,6 +34,7 @@ class LiveSession(Protocol):
     id: str
     kind: str  # "client" | "gateway"
     user_id: str  # "" until authenticated
+    username: str
     rooms: set[str]
     agents: set[str]
 

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import trio
 
-from agentim.actions import agents, permissions, presence
+from agentim.actions import agents, permissions
 from agentim.actions.agents import Registration
 from agentim.actions.routing import route_agent_message
 from agentim.actions.tasks import apply_gateway_task_update
@@ -41,7 +41,6 @@ connections_log = logging.getLogger("Connections")
 MAX_OPEN_STREAMS: Final = 64  # per socket: concurrent replies of its agents that we buffer
 STREAM_IDLE_S: Final = 600.0  # a stream silent this long is persisted as interrupted
 AUTH_FAILED: Final = "Authentication failed"
-HEARTBEAT: Final = "presence-heartbeat"  # actions/presence's liveness key marks our bindings live
 _FRAME_LOGS: Final = {
     FrameError.INVALID_JSON: "Gateway sent invalid JSON, dropping message",
     FrameError.TOO_DEEP: "Gateway sent too deeply nested JSON, dropping message",
@@ -130,7 +129,6 @@ class GatewayEndpoint:
             await agents.agents_offline(self.services, sorted(session.agents))
         session.authenticate(principal.user_id, principal.username)
         self.gateway_id = message.gateway_id
-        self.services.hub.ensure_background(HEARTBEAT, presence.run_heartbeat, self.services)
         session.send_json(proto.gateway_auth_result())
 
     async def _check(

@@ -300,6 +300,8 @@ ENV_SAMPLES = {
     "MAX_AGENT_MESSAGE_BYTES": "2048",
     "UPLOAD_DIR": "/srv/uploads",
     "REDIS_KEY_PREFIX": "chat:",
+    "HUB_LIVENESS_TTL_MS": "60000",
+    "HUB_RECLAIM_INTERVAL_MS": "5000",
 }
 ALIASES = {"NODE_ENV"}  # read as a fallback; .env.example mentions it rather than setting it
 
