@@ -132,3 +132,14 @@ def test_the_crash_reclaim_bound_is_configurable_and_clamped() -> None:
     assert (fast.hub_liveness_ttl_s, fast.hub_reclaim_interval_s) == (1.5, 0.3)
     wild = Settings.from_env({"HUB_LIVENESS_TTL_MS": "5", "HUB_RECLAIM_INTERVAL_MS": "junk"})
     assert (wild.hub_liveness_ttl_s, wild.hub_reclaim_interval_s) == (1.0, 10.0)
+
+
+def test_gateway_cleanup_settings() -> None:
+    default = Settings.from_env({})
+    assert (default.gateway_cleanup_interval_s, default.gateway_max_offline_days) == (86400.0, 30)
+    env = {"GATEWAY_CLEANUP_INTERVAL": "1000", "GATEWAY_MAX_OFFLINE_DAYS": "0"}
+    clamped = Settings.from_env(env)
+    assert (clamped.gateway_cleanup_interval_s, clamped.gateway_max_offline_days) == (60.0, 1)
+    env = {"GATEWAY_CLEANUP_INTERVAL": "7200000", "GATEWAY_MAX_OFFLINE_DAYS": "7"}
+    assert Settings.from_env(env).gateway_cleanup_interval_s == 7200.0
+    assert Settings.from_env(env).gateway_max_offline_days == 7

@@ -19,7 +19,7 @@ from typing import Final
 import trio
 
 from agentim.actions import presence
-from agentim.actions.agents import mark_offline, set_agent_status
+from agentim.actions.agents import agents_changed, mark_offline, set_agent_status
 from agentim.protocol.timefmt import iso_now
 from agentim.routing.hub import CLIENT
 from agentim.services import Services
@@ -130,12 +130,19 @@ async def reclaim_dead_processes(services: Services) -> int:
 
 
 async def _release(services: Services, claimed: Claimed) -> int:
-    """Agents offline, gateway rows disconnected, users offline where nobody else has them;
-    returns how many users went offline."""
+    """Agents offline, gateway rows disconnected (their owners' clients get
+    `server:agents_changed`), users offline where nobody else has them; returns how many users
+    went offline."""
     await mark_offline(services, claimed.agent_ids)
     now = iso_now()
+    owners = set()
     for gateway_id in claimed.gateway_ids:
         await gateways.mark_disconnected(services.db, gateway_id, now)
+        row = await gateways.get_gateway(services.db, gateway_id)
+        if row is not None:
+            owners.add(row["user_id"])
+    for owner_id in sorted(owners):  # their gateway lists changed (B9)
+        await agents_changed(services, owner_id)
     leaves = PresenceKv(services.kv)
     offline = 0
     for user_id, username in sorted(claimed.users.items()):

@@ -11,7 +11,8 @@ Keys (with the optional prefix):
 - `hub:reclaimed:<processId>`: set when a process was reclaimed; if it was only stalled, its
   next beat finds the mark and puts back what the survivor released.
 - What a process owns: `agent:hub:<processId>` (agents, each bound by `agent:gw:<agentId>`),
-  `gateway:hub:<processId>` (gateway ids, each bound by `gateway:at:<gatewayId>`) and
+  `gateway:hub:<processId>` (gateway ids, each bound by `gateway:at:<gatewayId>`; its sockets'
+  `<processId> <socketId>` members of `gw:live:<gatewayId>` go too) and
   `presence:users:<processId>` (userId → username of its users with a client socket).
 """
 
@@ -74,6 +75,13 @@ if redis.call('EXISTS', p .. 'presence:hub:' .. dead) == 0 then
       end
     end
     redis.call('DEL', set_key)
+  end
+  for _, id in ipairs(redis.call('SMEMBERS', p .. 'gateway:hub:' .. dead)) do
+    for _, member in ipairs(redis.call('SMEMBERS', p .. 'gw:live:' .. id)) do
+      if string.sub(member, 1, #dead + 1) == dead .. ' ' then
+        redis.call('SREM', p .. 'gw:live:' .. id, member)
+      end
+    end
   end
   unbind(p .. 'agent:hub:' .. dead, p .. 'agent:gw:')
   unbind(p .. 'gateway:hub:' .. dead, p .. 'gateway:at:')

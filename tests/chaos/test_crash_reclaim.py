@@ -146,6 +146,7 @@ async def test_a_survivor_reclaims_a_sigkilled_process_within_the_bound(
             scene = await _scene(stack, doomed)
             watcher = await _client(stack, survivor, scene.watcher)
             await watcher.join(scene.room_id)
+            owner = await _client(stack, survivor, scene.owner)
             assert (await _agent(survivor, scene.owner, scene.agent_id))["status"] == "online"
 
             await doomed.kill()
@@ -159,6 +160,9 @@ async def test_a_survivor_reclaims_a_sigkilled_process_within_the_bound(
             print(f"reclaimed {elapsed:.2f} s after the SIGKILL")
             assert (await _agent(survivor, scene.owner, scene.agent_id))["status"] == "offline"
             assert await _disconnected_at(own_postgres, scene.gateway_id) != ""
+            # the owner's gateway list changed: their clients hear it
+            await _frames_until(owner, trio.current_time() + SLACK_S,
+                                lambda f: f["type"] == "server:agents_changed")  # fmt: skip
             assert survivor.logged("Reclaimed dead hub process")
             assert survivor.fatal_lines() == []
 

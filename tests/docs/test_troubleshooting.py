@@ -302,6 +302,8 @@ ENV_SAMPLES = {
     "REDIS_KEY_PREFIX": "chat:",
     "HUB_LIVENESS_TTL_MS": "60000",
     "HUB_RECLAIM_INTERVAL_MS": "5000",
+    "GATEWAY_MAX_OFFLINE_DAYS": "7",
+    "GATEWAY_CLEANUP_INTERVAL": "3600000",
 }
 ALIASES = {"NODE_ENV"}  # read as a fallback; .env.example mentions it rather than setting it
 
