@@ -48,7 +48,12 @@ class Scene:
 
 
 async def _user(hub: HubProcess) -> User:
-    admin = await admin_http(hub)
+    try:
+        admin = await admin_http(hub)
+    except httpx.ConnectError as exc:  # say why: the hub's own last lines
+        tail = b"\n".join(hub.output[-30:]).decode(errors="replace")
+        code = hub.process.returncode
+        raise AssertionError(f"hub unreachable (exit code {code}):\n{tail}") from exc
     try:
         return await new_user(admin)
     finally:
@@ -251,3 +256,23 @@ async def test_a_stalled_process_taken_for_dead_puts_its_agents_back(
             assert any(f.get("userId") == scene.loner.id for f in back)
             assert (await _agent(survivor, scene.owner, scene.agent_id))["status"] == "online"
             assert stalled.logged("was taken for dead")
+
+
+async def test_a_clean_shutdown_is_reclaimed_without_waiting_for_the_ttl(
+    chaos_hub: ChaosSpawn,
+) -> None:
+    """SIGTERM drops the liveness key on the way out: the users the stopped process had go
+    offline at the survivor's next sweep, long before a (here 60 s) TTL."""
+    slow_ttl = {**FAST, "HUB_LIVENESS_TTL_MS": "60000"}
+    with trio.fail_after(SCENARIO_S):
+        leaving, survivor = await chaos_hub(**slow_ttl), await chaos_hub(**slow_ttl)
+        async with AsyncExitStack() as stack:
+            scene = await _scene(stack, leaving)
+            watcher = await _client(stack, survivor, scene.watcher)
+            await watcher.join(scene.room_id)
+            assert await leaving.terminate() == 0
+            stopped_at = trio.current_time()
+            await _frames_until(watcher, stopped_at + 0.3 + SLACK_S,
+                                lambda f: _is_agent_offline(scene, f),
+                                lambda f: _is_loner_offline(scene, f))  # fmt: skip
+            print(f"clean shutdown: reclaimed {trio.current_time() - stopped_at:.2f} s after it")
