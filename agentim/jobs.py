@@ -1,5 +1,6 @@
-"""Sweepers started in the hub's nursery: orphan uploads (api.md §11.5), expired refresh tokens,
-gateways offline for too long (head-gap config row D5).
+"""Sweepers started in the hub's nursery: orphan uploads (api.md §11.5), expired refresh tokens
+and revocations, gateways offline for too long (head-gap config row D5), dead hub processes
+(actions/reclaim.py).
 
 Error policy (all): a failed pass is logged and the next one runs on schedule; only
 cancellation ends a sweeper. Several hub processes may sweep at once: rows are claimed with
@@ -16,10 +17,12 @@ from typing import Final
 import trio
 
 from agentim.actions.agents import remove_offline_gateways
+from agentim.actions.reclaim import reclaim_dead_processes
 from agentim.actions.uploads import remove_upload_file
 from agentim.protocol.timefmt import iso_now, to_iso
 from agentim.services import Services
-from agentim.store import refresh_tokens, uploads
+from agentim.store import refresh_tokens, revocations, uploads
+from agentim.store.kv import KvUnavailable
 
 log = logging.getLogger("Jobs")
 gateway_log = logging.getLogger("GatewayCleanup")
@@ -59,11 +62,15 @@ async def _remove_orphan(services: Services, attachment_id: str) -> bool:
 
 
 async def cleanup_tokens_once(services: Services) -> int:
-    """Delete refresh tokens past `expires_at`; how many were deleted."""
+    """Delete refresh tokens past `expires_at`, and revocations every token of which has
+    expired; how many rows were deleted."""
     deleted = await refresh_tokens.delete_expired_refresh_tokens(services.db, iso_now())
     if deleted:
         log.info("Removed %d expired refresh token(s)", deleted)
-    return deleted
+    revoked = await revocations.delete_expired(services.db)
+    if revoked:
+        log.info("Removed %d expired token revocation(s)", revoked)
+    return deleted + revoked
 
 
 async def cleanup_gateways_once(services: Services) -> int:
@@ -99,6 +106,17 @@ async def run_token_cleanup(
         await _run_pass("refresh token cleanup", cleanup_tokens_once, services)
 
 
+async def run_reclaimer(
+    services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """A sweep for dead hub processes at start and every HUB_RECLAIM_INTERVAL_MS (reclaim.py)."""
+    interval = services.settings.hub_reclaim_interval_s
+    task_status.started()
+    while True:
+        await _run_pass("reclaim of dead hub processes", reclaim_dead_processes, services)
+        await trio.sleep(interval)
+
+
 async def run_gateway_cleanup(
     services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -117,5 +135,7 @@ async def _run_pass(
 ) -> None:
     try:
         await sweep(services)
+    except KvUnavailable as exc:  # an outage is not a bug: no traceback (D16)
+        log.warning("Scheduled %s skipped, Redis unavailable: %s", name, exc)
     except Exception:  # the policy above: log, keep the schedule
         log.exception("Scheduled %s failed", name)

@@ -16,6 +16,7 @@ import trio
 from agentim import embedded
 from agentim.actions.agents import mark_process_agents_offline, reset_stale_agents
 from agentim.actions.permissions import expire_permission
+from agentim.actions.reclaim import run_heartbeat, stop_beating
 from agentim.actions.routing import handle_hop
 from agentim.actions.seed import seed_admin
 from agentim.actions.shutdown import GOING_AWAY, finish_replies
@@ -26,7 +27,12 @@ from agentim.devsecrets import ensure_dev_secrets
 from agentim.errors import ErrorCode
 from agentim.http.health import rss_bytes
 from agentim.http.ratelimit import RateLimiter
-from agentim.jobs import run_gateway_cleanup, run_orphan_cleanup, run_token_cleanup
+from agentim.jobs import (
+    run_gateway_cleanup,
+    run_orphan_cleanup,
+    run_reclaimer,
+    run_token_cleanup,
+)
 from agentim.metrics import Metrics
 from agentim.routing.hub import Hub
 from agentim.routing.permissions import PermissionBroker
@@ -195,11 +201,13 @@ async def _run_hub(
     await reset_stale_agents(services)  # D14: agents a crashed process left online
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
+        heartbeat = await nursery.start(run_heartbeat, services)  # registered before serving
         await nursery.start(run_subscriber, kv, hub)
         await nursery.start(services.conversations.run, partial(handle_hop, services))
         await nursery.start(PermissionBroker(hub, partial(expire_permission, services)).run)
         await nursery.start(run_orphan_cleanup, services)
         await nursery.start(run_token_cleanup, services)
+        await nursery.start(run_reclaimer, services)
         await nursery.start(run_gateway_cleanup, services)
         listener = Listener(
             create_app(services),
@@ -213,6 +221,8 @@ async def _run_hub(
         task_status.started(urls)
         await listener.finished.wait()
         await mark_process_agents_offline(services)  # D14; bounded inside
+        heartbeat.cancel()
+        await stop_beating(services)  # a survivor reclaims the rest (presence) at once
         nursery.cancel_scope.cancel()  # HTTP drained: stop subscriber, conversations and jobs
     log.info("HTTP server closed")
 

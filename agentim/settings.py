@@ -170,6 +170,11 @@ class Settings:
     gateway_max_offline_days: int = 30  # gateways offline longer than this are deleted
     ws_auth_timeout_s: float = 10.0
     ws_ping_interval_s: float = 30.0
+    # A hub process is taken for dead once its liveness key has not been renewed for this long
+    # (it beats every third of it); what it owned is then reclaimed by a live process within
+    # hub_reclaim_interval_s (docs/WEBSOCKET.md "Crashed processes").
+    hub_liveness_ttl_s: float = 30.0
+    hub_reclaim_interval_s: float = 10.0
     ws_outbox_frames: int = 2048  # per socket; a slower consumer is closed (STYLE §5.11)
     max_client_frame_bytes: int = 128 * 1024  # D20
     max_gateway_frame_bytes: int = 11 * 1024 * 1024  # D20
@@ -268,6 +273,12 @@ class Settings:
             ws_auth_timeout_s=parse_js_int(env.get("WS_AUTH_TIMEOUT_MS"), 10000, 100, 600000)
             / 1000,
             ws_ping_interval_s=parse_js_int(env.get("WS_PING_INTERVAL_MS"), 30000, 1000, 3600000)
+            / 1000,
+            hub_liveness_ttl_s=parse_js_int(env.get("HUB_LIVENESS_TTL_MS"), 30000, 1000, 600000)
+            / 1000,
+            hub_reclaim_interval_s=parse_js_int(
+                env.get("HUB_RECLAIM_INTERVAL_MS"), 10000, 100, 600000
+            )
             / 1000,
             ws_outbox_frames=parse_js_int(env.get("WS_OUTBOX_FRAMES"), 2048, 16, 1_000_000),
             max_client_frame_bytes=parse_js_int(

@@ -15,6 +15,7 @@ from agentim.jobs import cleanup_orphans_once, cleanup_tokens_once, run_orphan_c
 from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now, to_iso
 from agentim.settings import Settings
+from agentim.store import revocations
 from agentim.store.db import Database, DbError, Row
 from tests.conftest import start_hub
 from tests.helpers import RunningHub, User, create_room, create_user
@@ -194,3 +195,27 @@ async def test_the_scheduled_token_cleanup_runs_every_interval(
             "SELECT count(*) FROM refresh_tokens WHERE user_id = $1", owner.id
         ):
             await trio.sleep(0.05)
+
+
+async def test_expired_revocations_are_deleted_and_live_ones_kept(hub: RunningHub) -> None:
+    expired_user, live_user = await create_user(hub), await create_user(hub)
+    now_ms = int(datetime.now(UTC).timestamp() * 1000)
+    # a cut-off whose every token has expired (an hour ago, 900 s lifetime), and a fresh one
+    await revocations.record_cutoff(hub.services.db, expired_user.id, now_ms - 3_600_000, 900)
+    await revocations.record_cutoff(hub.services.db, live_user.id, now_ms, 900)
+
+    with trio.fail_after(TIMEOUT_S):
+        await cleanup_tokens_once(hub.services)
+
+    rows = await hub.services.db.fetch(
+        "SELECT user_id FROM revoked_tokens WHERE user_id = ANY($1::text[])",
+        [expired_user.id, live_user.id],
+    )
+    assert [row["user_id"] for row in rows] == [live_user.id]
+    found = await revocations.get_cutoff(hub.services.db, live_user.id)
+    assert found is not None
+    assert found[0] == now_ms  # exact to the millisecond (D7)
+    assert 890 <= found[1] <= 900
+    # an older cut-off (a slower process's revocation) never moves it back
+    await revocations.record_cutoff(hub.services.db, live_user.id, now_ms - 5, 900)
+    assert (await revocations.get_cutoff(hub.services.db, live_user.id) or (0,))[0] == now_ms

@@ -125,6 +125,15 @@ def test_repr_hides_secrets() -> None:
     assert "x" * 32 not in text and "Str0ngPassword" not in text and "pw@" not in text
 
 
+def test_the_crash_reclaim_bound_is_configurable_and_clamped() -> None:
+    default = Settings.from_env({})
+    assert (default.hub_liveness_ttl_s, default.hub_reclaim_interval_s) == (30.0, 10.0)
+    fast = Settings.from_env({"HUB_LIVENESS_TTL_MS": "1500", "HUB_RECLAIM_INTERVAL_MS": "300"})
+    assert (fast.hub_liveness_ttl_s, fast.hub_reclaim_interval_s) == (1.5, 0.3)
+    wild = Settings.from_env({"HUB_LIVENESS_TTL_MS": "5", "HUB_RECLAIM_INTERVAL_MS": "junk"})
+    assert (wild.hub_liveness_ttl_s, wild.hub_reclaim_interval_s) == (1.0, 10.0)
+
+
 def test_gateway_cleanup_settings() -> None:
     default = Settings.from_env({})
     assert (default.gateway_cleanup_interval_s, default.gateway_max_offline_days) == (86400.0, 30)

@@ -26,6 +26,7 @@ from agentim.services import Services
 from agentim.store import agents as store, gateways
 from agentim.store.db import FOREIGN_KEY_VIOLATION, Conn, DbError, Row
 from agentim.store.kv import KvUnavailable
+from agentim.store.processes import ProcessKv
 
 log = logging.getLogger("GatewayHandler")
 
@@ -57,6 +58,11 @@ async def connect_gateway(
         platform=device.platform, arch=device.arch, node_version=device.node_version,
         agentim_version=device.agentim_version, ephemeral=ephemeral, now=iso_now(),
     )  # fmt: skip
+    if problem is None:
+        try:
+            await gateways.GatewayKv(services.kv).bind_gateway(gateway_id, services.hub.process_id)
+        except KvUnavailable as exc:
+            log.warning("Redis unavailable to record gateway %s's process: %s", gateway_id, exc)
     return problem is None
 
 
@@ -107,6 +113,10 @@ async def gateway_closed(
                                reason=reason)  # fmt: skip
     await agents_offline(services, agent_ids)
     await gateway_gone(services, gateway_id=gateway_id, session_id=session_id)
+    try:
+        await gateways.GatewayKv(services.kv).unbind_gateway(gateway_id, services.hub.process_id)
+    except KvUnavailable as exc:
+        log.warning("Redis unavailable to drop gateway %s's process: %s", gateway_id, exc)
     try:
         await gateways.mark_disconnected(services.db, gateway_id, iso_now())
     except Exception as exc:
@@ -190,8 +200,13 @@ async def _context_for(conn: Conn, room_id: str, agent_id: str) -> Event | None:
 async def _bind_in_redis(services: Services, agent_id: str) -> None:
     try:
         await gateways.GatewayKv(services.kv).bind(agent_id, services.hub.process_id)
+        await ProcessKv(services.kv).keep_alive(services.hub.process_id, liveness_ms(services))
     except KvUnavailable as exc:
         log.warning("Redis unavailable to record agent %s's gateway: %s", agent_id, exc)
+
+
+def liveness_ms(services: Services) -> int:
+    return int(services.settings.hub_liveness_ttl_s * 1000)
 
 
 def _status_events(row: Row, room_ids: Sequence[str]) -> list[Event]:
@@ -216,6 +231,13 @@ async def agents_offline(services: Services, agent_ids: Sequence[str]) -> None:
         await _set_status(services, agent_ids, "offline", seen=False)
     except Exception as exc:
         log.error("Failed to mark agent %s offline: %s", ",".join(agent_ids), exc)
+
+
+async def mark_offline(services: Services, agent_ids: Sequence[str]) -> None:
+    """Offline in the DB and to their rooms, bindings untouched; errors propagate (the
+    reclaim of a dead process, actions/reclaim.py, retries on failure)."""
+    if agent_ids:
+        await _set_status(services, agent_ids, "offline", seen=False)
 
 
 async def _set_status(

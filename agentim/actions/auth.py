@@ -13,9 +13,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Final, NoReturn
 
 import attrs
+import trio
 
 from agentim.actions.audit import audit
-from agentim.auth.revocation import revoke_user
+from agentim.auth import revocation
 from agentim.auth.tokens import TokenInvalid
 from agentim.errors import AgentImError, unauthorized
 from agentim.protocol.ids import new_id
@@ -23,6 +24,7 @@ from agentim.protocol.timefmt import iso_now, to_iso
 from agentim.services import Services
 from agentim.store import refresh_tokens, users
 from agentim.store.db import Conn, Row
+from agentim.store.kv import KvUnavailable
 
 log = logging.getLogger("Auth")
 
@@ -32,6 +34,9 @@ MAX_SESSIONS_PER_USER: Final = 10  # live refresh tokens kept at login (api.md Â
 INVALID_CREDENTIALS: Final = "Invalid credentials"
 REFRESH_REVOKED: Final = "Refresh token revoked or invalid"
 REFRESH_INVALID: Final = "Invalid or expired refresh token"
+FAST_PATH_RETRY_S: Final = (
+    1.0  # a revocation Redis missed is copied there this often until it answers
+)
 
 
 @attrs.frozen
@@ -190,14 +195,38 @@ async def end_sessions(services: Services, user_id: str) -> None:
     """Drop every refresh token of the user, cut off their access tokens and close their
     sockets on every hub process (logout, password change, admin reset and delete).
 
-    The lock makes a refresh racing with this either finish first (its new tokens are then
-    deleted and cut off) or find its token gone.
+    The cut-off is committed to PostgreSQL with the refresh-token deletion, then raised in
+    Redis; if Redis cannot take it, a retry copies it there once Redis answers (D23). The lock
+    makes a refresh racing with this either finish first (its new tokens are then deleted and
+    cut off) or find its token gone.
     """
+    ttl_s = services.settings.revocation_ttl_s
+    cutoff_ms = revocation.now_ms()
     async with services.db.transaction() as tx:
         await refresh_tokens.lock_user_tokens(tx, user_id)
         await refresh_tokens.delete_user_tokens(tx, user_id)
-    ttl_s = services.settings.revocation_ttl_s
-    await revoke_user(services.kv, services.events, user_id, ttl_s=ttl_s)
+        await revocation.record_revocation(tx, user_id, cutoff_ms, ttl_s=ttl_s)
+    written = await revocation.announce_revocation(
+        services.kv, services.events, user_id, cutoff_ms, ttl_s=ttl_s
+    )
+    if not written:
+        deadline = trio.current_time() + ttl_s  # after that every token it covers has expired
+        _retry_fast_path_later(services, user_id, deadline)
+
+
+def _retry_fast_path_later(services: Services, user_id: str, deadline: float) -> None:
+    if trio.current_time() < deadline:
+        services.hub.start_timer(("revocation", user_id), FAST_PATH_RETRY_S,
+                                 _retry_fast_path, services, user_id, deadline)  # fmt: skip
+
+
+async def _retry_fast_path(services: Services, user_id: str, deadline: float) -> None:
+    try:
+        await revocation.refresh_fast_path(services.kv, services.db, user_id)
+    except KvUnavailable:
+        _retry_fast_path_later(services, user_id, deadline)
+        return
+    log.info("Token revocation for user %s copied to Redis after an outage", user_id)
 
 
 async def logout(services: Services, user_id: str, *, ip: str) -> None:

@@ -9,28 +9,28 @@ from __future__ import annotations
 import logging
 from typing import Final
 
-import trio
-
+from agentim.actions.agents import liveness_ms
 from agentim.protocol.events import Target, frame_event
 from agentim.services import Services
 from agentim.store.kv import KvUnavailable, PresenceKv
+from agentim.store.processes import ProcessKv
 
 log = logging.getLogger("Presence")
 
 OFFLINE_GRACE_S: Final = 2.0  # realtime.md §1.4: a quick reconnect announces nothing
-HEARTBEAT_INTERVAL_S: Final = 10.0  # a third of presence:hub:<id>'s TTL
 
 
 async def user_online(services: Services, user_id: str, username: str) -> None:
     """This process got the user's first client socket: announce if no process had one."""
-    services.hub.ensure_background("presence-heartbeat", run_heartbeat, services)
+    process_id = services.hub.process_id
     try:
-        others = await PresenceKv(services.kv).join(user_id, services.hub.process_id)
+        await ProcessKv(services.kv).keep_alive(process_id, liveness_ms(services))
+        others = await PresenceKv(services.kv).join(user_id, username, process_id)
     except KvUnavailable as exc:
         log.warning("Redis unavailable for presence, deciding locally: %s", exc)
         others = 0
     if others == 0:
-        await _announce(services, user_id, username, online=True)
+        await announce(services, user_id, username, online=True)
 
 
 async def user_offline(services: Services, user_id: str, username: str) -> None:
@@ -43,21 +43,10 @@ async def user_offline(services: Services, user_id: str, username: str) -> None:
         log.warning("Redis unavailable for presence, deciding locally: %s", exc)
         remaining = 0
     if remaining == 0:
-        await _announce(services, user_id, username, online=False)
+        await announce(services, user_id, username, online=False)
 
 
-async def _announce(services: Services, user_id: str, username: str, *, online: bool) -> None:
+async def announce(services: Services, user_id: str, username: str, *, online: bool) -> None:
     message = {"type": "server:presence", "userId": user_id, "username": username,
                "online": online}  # fmt: skip
     await services.events.publish(frame_event(Target.ALL_CLIENTS, "", message))
-
-
-async def run_heartbeat(services: Services) -> None:
-    """Keep presence:hub:<processId> alive. Error policy: Redis errors are retried next beat."""
-    presence = PresenceKv(services.kv)
-    while True:
-        try:
-            await presence.heartbeat(services.hub.process_id)
-        except KvUnavailable:
-            pass  # user_online/user_offline log the outage; the next beat retries
-        await trio.sleep(HEARTBEAT_INTERVAL_S)

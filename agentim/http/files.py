@@ -53,7 +53,7 @@ async def _authenticate() -> Principal:
         raise unauthorized("Invalid or expired token") from None
     if principal.token_type != "access":
         raise unauthorized("Invalid token type")
-    if is_revoked(principal, await revoked_cutoff(svc.kv, principal.user_id)):
+    if is_revoked(principal, await revoked_cutoff(svc.kv, svc.db, principal.user_id)):
         raise unauthorized("Token revoked")
     return principal
 

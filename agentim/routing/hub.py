@@ -35,6 +35,7 @@ class LiveSession(Protocol):
     id: str
     kind: str  # "client" | "gateway"
     user_id: str  # "" until authenticated
+    username: str
     rooms: set[str]
     agents: set[str]
     finished: trio.Event  # set once its reader is done and the endpoint's on_close ran

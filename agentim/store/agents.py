@@ -280,3 +280,12 @@ async def list_not_offline(conn: Conn) -> list[str]:
     """Agents whose status says a gateway holds them (D14's start-up check)."""
     rows = await conn.fetch("SELECT id FROM agents WHERE status <> 'offline'")
     return [row["id"] for row in rows]
+
+
+async def offline_among(conn: Conn, agent_ids: Sequence[str]) -> list[str]:
+    """The given agents whose row says offline (a survivor released them, actions/reclaim.py)."""
+    rows = await conn.fetch(
+        "SELECT id FROM agents WHERE id = ANY($1::text[]) AND status = 'offline' ORDER BY id",
+        list(agent_ids),
+    )
+    return [row["id"] for row in rows]

@@ -4,6 +4,9 @@ Redis keys (D12, D14, D17):
 - `agent:gw:<agentId>` → the hub process id holding the agent's gateway; `agent:hub:<processId>`
   is the set of agents a process holds. A process is alive while `presence:hub:<processId>`
   exists (its heartbeat), so bindings left by a crashed process read as offline.
+- `gateway:at:<gatewayId>` → the hub process id holding the gateway's socket;
+  `gateway:hub:<processId>` is the set of gateways a process holds. A survivor that reclaims a
+  dead process (store/processes.py) releases both kinds of binding.
 - `gw:live:<gatewayId>` → the set of `<processId> <socketId>` holding a socket authenticated as
   that gateway; members of dead processes read as not connected (same liveness rule).
 - `perm:<requestId>` → a pending permission request (JSON) with a TTL; `perm:room:<roomId>` is
@@ -41,6 +44,13 @@ for i = 3, #ARGV do
   if redis.call('GET', key) == ARGV[2] then redis.call('DEL', key) end
   redis.call('SREM', ARGV[1] .. 'agent:hub:' .. ARGV[2], ARGV[i])
 end
+return 1
+"""
+
+# KEYS: the gateway's binding, the process's set. ARGV: gateway id, process id.
+_UNBIND_GATEWAY_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[2] then redis.call('DEL', KEYS[1]) end
+redis.call('SREM', KEYS[2], ARGV[1])
 return 1
 """
 
@@ -199,6 +209,16 @@ class GatewayKv:
 
     async def forget_process(self, process_id: str) -> None:
         await self._kv.delete(f"agent:hub:{process_id}")
+
+    async def bind_gateway(self, gateway_id: str, process_id: str) -> None:
+        """The gateway's socket is on this process (a survivor marks its row disconnected if
+        the process dies, store/processes.py)."""
+        await self._kv.set(f"gateway:at:{gateway_id}", process_id, ex=BINDING_TTL_S)
+        await self._kv.sadd_expire(f"gateway:hub:{process_id}", gateway_id, BINDING_TTL_S)
+
+    async def unbind_gateway(self, gateway_id: str, process_id: str) -> None:
+        keys = [self._kv.key(f"gateway:at:{gateway_id}"), self._kv.key(f"gateway:hub:{process_id}")]
+        await self._kv.eval_script(_UNBIND_GATEWAY_LUA, keys, [gateway_id, process_id])
 
     # permission requests ----------------------------------------------------------------------
     async def put_permission(self, request: dict[str, Any], ttl_s: int) -> bool:

@@ -277,7 +277,10 @@ async def open_redis(url: str, *, prefix: str = "") -> AsyncIterator[Kv]:
 
 # Presence across processes (DECISIONS D15): `presence:<userId>` is the set of hub processes
 # holding a client socket of the user; `presence:hub:<processId>` says a process is alive
-# (refreshed by its heartbeat), so members left by a crashed process are pruned.
+# (its heartbeat, store/processes.py), so members left by a dead process are pruned; and
+# `presence:users:<processId>` (userId → username) is what a survivor reclaims when it dies.
+# KEYS: the user's set, the process's users. ARGV: process id, liveness prefix, set TTL s,
+# user id, username.
 _PRESENCE_JOIN_LUA: Final = """
 local others = 0
 for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
@@ -288,11 +291,13 @@ for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 if redis.call('SADD', KEYS[1], ARGV[1]) == 0 then others = others + 1 end
 redis.call('EXPIRE', KEYS[1], ARGV[3])
-redis.call('SET', ARGV[2] .. ARGV[1], '1', 'EX', ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[4], ARGV[5])
 return others
 """
+# KEYS: the user's set, the process's users. ARGV: process id, liveness prefix, user id.
 _PRESENCE_LEAVE_LUA: Final = """
 redis.call('SREM', KEYS[1], ARGV[1])
+redis.call('HDEL', KEYS[2], ARGV[3])
 local count = 0
 for _, pid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if redis.call('EXISTS', ARGV[2] .. pid) == 1 then count = count + 1
@@ -301,7 +306,6 @@ end
 return count
 """
 PRESENCE_SET_TTL_S: Final = 86400  # a user's set outlives any one socket; renewed on each join
-PRESENCE_ALIVE_TTL_S: Final = 30  # a process missing three heartbeats is taken for dead
 
 
 class PresenceKv:
@@ -313,21 +317,21 @@ class PresenceKv:
     def _alive_prefix(self) -> str:
         return self._kv.key("presence:hub:")
 
-    async def join(self, user_id: str, process_id: str) -> int:
+    def _keys(self, user_id: str, process_id: str) -> list[str]:
+        return [self._kv.key(f"presence:{user_id}"), self._kv.key(f"presence:users:{process_id}")]
+
+    async def join(self, user_id: str, username: str, process_id: str) -> int:
         """Add this process to the user's set; returns how many live processes had it before."""
         result = await self._kv.eval_script(
-            _PRESENCE_JOIN_LUA, [self._kv.key(f"presence:{user_id}")],
-            [process_id, self._alive_prefix(), PRESENCE_SET_TTL_S, PRESENCE_ALIVE_TTL_S],
+            _PRESENCE_JOIN_LUA, self._keys(user_id, process_id),
+            [process_id, self._alive_prefix(), PRESENCE_SET_TTL_S, user_id, username],
         )  # fmt: skip
         return _as_int(result)
 
     async def leave(self, user_id: str, process_id: str) -> int:
         """Remove this process from the user's set; returns how many live processes remain."""
         result = await self._kv.eval_script(
-            _PRESENCE_LEAVE_LUA, [self._kv.key(f"presence:{user_id}")],
-            [process_id, self._alive_prefix()],
+            _PRESENCE_LEAVE_LUA, self._keys(user_id, process_id),
+            [process_id, self._alive_prefix(), user_id],
         )  # fmt: skip
         return _as_int(result)
-
-    async def heartbeat(self, process_id: str) -> None:
-        await self._kv.set(f"presence:hub:{process_id}", "1", ex=PRESENCE_ALIVE_TTL_S)

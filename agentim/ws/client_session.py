@@ -25,6 +25,7 @@ from agentim.protocol.codec import CLIENT_MAX_COLLECTION, CLIENT_MAX_DEPTH, Fram
 from agentim.routing.hub import CLIENT
 from agentim.services import Services
 from agentim.store import users
+from agentim.store.db import DbError
 from agentim.store.kv import KvUnavailable
 from agentim.store.membership import room_access
 from agentim.ws import relays
@@ -219,7 +220,13 @@ class ClientEndpoint:
             return None, "Invalid token"
         if principal.token_type != "access":
             return None, "Invalid token type"
-        if is_revoked(principal, await revoked_cutoff(self.services.kv, principal.user_id)):
+        try:
+            cutoff = await revoked_cutoff(self.services.kv, self.services.db, principal.user_id)
+        except DbError as exc:  # neither Redis nor PostgreSQL answered: refuse (D23)
+            log.warning("Client auth failed checking revocation of user %s: %s",
+                        principal.user_id, exc)  # fmt: skip
+            return None, "Invalid token"
+        if is_revoked(principal, cutoff):
             return None, "Token revoked"
         if not proto.supported_version(message.protocol_version):  # 631a1ad checks it here
             return None, proto.VERSION_CLOSE[1]

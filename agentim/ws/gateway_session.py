@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import trio
 
-from agentim.actions import agents, busy, permissions, presence, relays as relay_actions
+from agentim.actions import agents, busy, permissions, relays as relay_actions
 from agentim.actions.agents import Registration
 from agentim.actions.routing import route_agent_message
 from agentim.actions.tasks import apply_gateway_task_update
@@ -38,6 +38,7 @@ from agentim.routing.hub import GATEWAY, Hub
 from agentim.routing.streams import Stream, StreamBuffers, StreamKey
 from agentim.services import Services
 from agentim.store import agents as agent_rows, tasks, users
+from agentim.store.db import DbError
 from agentim.ws import relays
 from agentim.ws.session import Incoming, Session
 from agentim.ws.transport import Binary, TooLarge
@@ -49,7 +50,6 @@ MAX_OPEN_STREAMS: Final = 64  # per socket: concurrent replies of its agents tha
 STREAM_IDLE_S: Final = 600.0  # a stream silent this long is persisted as interrupted
 AUTH_FAILED: Final = "Authentication failed"
 NOT_AUTHENTICATED_CLOSE: Final = (1008, "Not authenticated")
-HEARTBEAT: Final = "presence-heartbeat"  # actions/presence's liveness key marks our bindings live
 _FRAME_LOGS: Final = {
     FrameError.INVALID_JSON: "Gateway sent invalid JSON, dropping message",
     FrameError.TOO_DEEP: "Gateway sent too deeply nested JSON, dropping message",
@@ -162,7 +162,6 @@ class GatewayEndpoint:
                                       session_id=session.id)  # fmt: skip
         session.authenticate(principal.user_id, principal.username)
         self.gateway_id = message.gateway_id
-        self.services.hub.ensure_background(HEARTBEAT, presence.run_heartbeat, self.services)
         # Bound everywhere before the gateway hears "ok", so a request right after finds it.
         await relay_actions.gateway_connected(self.services, session, message.gateway_id)
         await agents.gateway_authenticated(self.services, user_id=principal.user_id,
@@ -180,7 +179,12 @@ class GatewayEndpoint:
             return None, AUTH_FAILED
         if principal.token_type != "access":
             return None, "Invalid token type"
-        if is_revoked(principal, await revoked_cutoff(self.services.kv, principal.user_id)):
+        try:
+            cutoff = await revoked_cutoff(self.services.kv, self.services.db, principal.user_id)
+        except DbError as exc:  # neither Redis nor PostgreSQL answered: refuse (D23)
+            log.error("Gateway auth failed: %s", exc)
+            return None, AUTH_FAILED
+        if is_revoked(principal, cutoff):
             return None, "Token revoked"
         if not supported_version(message.protocol_version):  # before any row is written
             return None, VERSION_CLOSE[1]

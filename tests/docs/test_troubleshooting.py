@@ -300,6 +300,8 @@ ENV_SAMPLES = {
     "MAX_AGENT_MESSAGE_BYTES": "2048",
     "UPLOAD_DIR": "/srv/uploads",
     "REDIS_KEY_PREFIX": "chat:",
+    "HUB_LIVENESS_TTL_MS": "60000",
+    "HUB_RECLAIM_INTERVAL_MS": "5000",
     "GATEWAY_MAX_OFFLINE_DAYS": "7",
     "GATEWAY_CLEANUP_INTERVAL": "3600000",
 }
@@ -524,10 +526,14 @@ async def test_token_revoked_on_websocket(hub: RunningHub, client: httpx.AsyncCl
     key = f"revoked:{user.id}"  # "for the lifetime of an access token (`JWT_ACCESS_EXPIRY`)"
     claim(r"Redis keeps them \(`revoked:<userId>`\) for the lifetime of an access token", text)
     assert 0 < await hub.services.kv.ttl(key) <= hub.services.settings.access_ttl_s
-    claim(r"if Redis was flushed, tokens issued before the revocation are accepted again", text)
+    cutoff = await hub.services.kv.get(key)
+    claim(r"PostgreSQL keeps them too \(table `(revoked_tokens)`\)", text)
+    claim(r"if Redis is down or was flushed, the hub checks PostgreSQL, so tokens issued before "
+          r"the\s+revocation stay refused", text)  # fmt: skip
     await hub.services.kv.delete(key)
     async with connect(hub) as ws:
-        assert (await ws.auth(user))["ok"] is True
+        assert await ws.auth(user) == {"type": "server:auth_result", "ok": False, "error": error}
+    assert await hub.services.kv.get(key) == cutoff  # copied back from PostgreSQL
 
 
 def test_a_previous_jwt_secret_keeps_old_tokens_valid() -> None:
