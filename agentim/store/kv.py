@@ -4,8 +4,8 @@ The hot calls (`incr_window`, `publish`, `get`, `set`, `delete`) go over the tri
 in `resp.py`; the rest goes through redis.asyncio on the bridge (STYLE §5.23). Sentinel URLs use
 redis.asyncio for everything: the native client does not speak the sentinel discovery protocol.
 
-Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`), with an
-optional prefix that only tests set. Every Redis failure surfaces as KvUnavailable.
+Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`) plus the
+events stream `agentim:events`, with an optional prefix (REDIS_KEY_PREFIX). Every Redis failure surfaces as KvUnavailable.
 """
 
 from __future__ import annotations
@@ -37,7 +37,14 @@ COMMAND_TIMEOUT_S: Final = 5.0
 # bursts wait (at most COMMAND_TIMEOUT_S) for a free connection instead.
 AIO_MAX_CONNECTIONS: Final = 64
 CLOSE_TIMEOUT_S: Final = 2.0  # closing the clients on shutdown
-EVENTS_CHANNEL: Final = "agentim:events"
+# Events cross processes as entries of one Redis stream (a key, so it lives in the URL's db and
+# under the key prefix: hubs sharing a Redis server never read each other's events). Readers
+# resume from the last entry they saw, so a reconnect loses nothing the stream still holds.
+EVENTS_STREAM: Final = "agentim:events"
+EVENT_FIELD: Final = b"e"  # an entry's one field: the encoded event
+# The stream keeps about this many entries (XADD MAXLEN ~): a reader away for less time than the
+# hub takes to publish them misses nothing (100 s at 100 events/s, a few MB of memory).
+EVENTS_STREAM_MAXLEN: Final = 10_000
 # One atomic step: INCR, and EXPIRE only on the first hit, so windows are fixed (api.md §2.4).
 _INCR_WINDOW_LUA: Final = """
 local count = redis.call('INCRBY', KEYS[1], ARGV[2])
@@ -218,17 +225,27 @@ class Kv:
             if int(cursor) == 0:
                 return found
 
-    async def publish(self, channel: str, payload: bytes) -> None:
-        await self.publish_many(channel, [payload])
+    async def append_events(self, payloads: list[bytes]) -> None:
+        """XADD each payload to the events stream, in order, in one round trip (pipelined).
 
-    async def publish_many(self, channel: str, payloads: list[bytes]) -> None:
-        """PUBLISH each payload, in order, in one round trip (pipelined)."""
+        Raises KvUnavailable if Redis did not answer or refused an entry (out of memory).
+        """
+        key = self.key(EVENTS_STREAM)
         if self._native is None:
             for payload in payloads:
-                await self._call(self._client.publish, self.key(channel), payload)
+                await self._call(
+                    self._client.xadd, key, {EVENT_FIELD: payload},
+                    maxlen=EVENTS_STREAM_MAXLEN, approximate=True,
+                )  # fmt: skip
             return
+        trim = ("MAXLEN", "~", EVENTS_STREAM_MAXLEN)
         with _native_guard():
-            await self._native.call_many([("PUBLISH", self.key(channel), p) for p in payloads])
+            replies = await self._native.call_many(
+                [("XADD", key, *trim, "*", EVENT_FIELD, p) for p in payloads]
+            )
+        refused = [r for r in replies if isinstance(r, resp.RespError)]
+        if refused:
+            raise KvUnavailable(f"{len(refused)} of {len(replies)} events refused: {refused[0]}")
 
 
 @contextmanager
