@@ -211,6 +211,15 @@ async def _redis_pong(port: int) -> bool:
     return reply.startswith(b"+PONG")
 
 
+async def prepare_cluster(pgdata: Path) -> RunAs:
+    """Create and initialise a PostgreSQL cluster in pgdata (unless it has one); returns how to
+    run its tools (as PG_SYSTEM_USER when we are root). For callers that run it themselves."""
+    run_as = await _prepare_pgdata(pgdata)
+    if not await trio.Path(pgdata / "PG_VERSION").exists():
+        await _initdb(pgdata, run_as)
+    return run_as
+
+
 async def _prepare_pgdata(pgdata: Path) -> RunAs:
     """Create pgdata; as root, hand it to PG_SYSTEM_USER. Returns how to run PostgreSQL tools."""
     await trio.Path(pgdata).mkdir(mode=0o700, parents=True, exist_ok=True)
