@@ -5,7 +5,8 @@ in `resp.py`; the rest goes through redis.asyncio on the bridge (STYLE §5.23). 
 redis.asyncio for everything: the native client does not speak the sentinel discovery protocol.
 
 Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`) plus the
-events stream `agentim:events`, with an optional prefix (REDIS_KEY_PREFIX). Every Redis failure surfaces as KvUnavailable.
+events stream `agentim:events`, with an optional prefix (REDIS_KEY_PREFIX). Every Redis failure
+surfaces as KvUnavailable.
 """
 
 from __future__ import annotations

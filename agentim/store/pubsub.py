@@ -55,6 +55,7 @@ class EventBus:
         self._sink = sink
         self.captured: list[Event] | None = None  # tests: record every published event
         self.published = 0
+        self.local_only = 0  # events delivered locally since the outage began (0: none)
 
     async def publish(self, event: Event) -> None:
         await self.publish_all([event])
@@ -70,10 +71,16 @@ class EventBus:
         try:
             await self._kv.append_events(payloads)
         except KvUnavailable as exc:
+            if not self.local_only:  # once per outage: a busy hub publishes hundreds a second
+                log.warning("Redis unavailable for event publish, delivering locally: %s", exc)
+            self.local_only += len(events)
             # A pipeline cut short may have stored some: those reach this process twice.
-            log.warning("Redis unavailable for event publish, delivering locally: %s", exc)
             for event in events:
                 self._sink.deliver(event)
+            return
+        if self.local_only:
+            log.info("Redis event publish restored; %d delivered locally only", self.local_only)
+            self.local_only = 0
 
 
 class EventStream(Protocol):
@@ -170,14 +177,15 @@ class _AioStream:
         return bool(await aio(self._client.xrange, self._key, entry_id, entry_id))
 
     async def read(self, after: bytes, *, count: int, block_ms: int) -> list[StreamEntry]:
-        reply = await aio(self._client.xread, {self._key: after}, count=count, block=block_ms)
+        reply: Any = await aio(self._client.xread, {self._key: after}, count=count, block=block_ms)
         if not reply:
             return []
-        return [
-            (_entry_id(entry), fields[EVENT_FIELD])
-            for entry in reply[0][1]
-            if EVENT_FIELD in (fields := entry[1])
-        ]
+        entries: list[StreamEntry] = []
+        for entry in reply[0][1]:
+            fields = entry[1]
+            if EVENT_FIELD in fields:
+                entries.append((_entry_id(entry), fields[EVENT_FIELD]))
+        return entries
 
 
 def _entry_id(entry: Any) -> bytes:

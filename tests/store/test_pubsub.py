@@ -183,14 +183,18 @@ async def test_hubs_on_other_databases_or_prefixes_of_one_server_never_see_each_
         nursery.cancel_scope.cancel()
 
 
-async def test_with_redis_down_publish_delivers_locally(
+async def test_with_redis_down_publish_delivers_locally_and_warns_once(
     bridge: None, caplog: pytest.LogCaptureFixture
 ) -> None:
     dead = "redis://127.0.0.1:1/0"  # nothing listens on port 1
     kv = Kv(client_for(dead), native=Pool(dead))
     local = Sink()
+    bus = EventBus(kv, local)
     with caplog.at_level(logging.WARNING, logger="PubSub"), trio.fail_after(DELIVERY_TIMEOUT_S):
-        await EventBus(kv, local).publish(_event(7))
-    assert [e.message["n"] for e in local.events] == [7]
-    assert any("delivering locally" in r.getMessage() for r in caplog.records)
+        await bus.publish(_event(7))
+        await bus.publish_all([_event(8), _event(9)])
+    assert [e.message["n"] for e in local.events] == [7, 8, 9]
+    warnings = [r.getMessage() for r in caplog.records if "delivering locally" in r.getMessage()]
+    assert len(warnings) == 1
+    assert bus.local_only == 3
     await aio(kv.client.aclose)
