@@ -1,8 +1,9 @@
-"""Events after commit: appended to one Redis stream; one reader per process feeds the local hub.
+"""Events after commit: published through Redis; one subscriber per process feeds the local hub.
 
-Every process reads the same stream, so a room's events reach every socket in one order (D15).
-A reader keeps its place (the last entry id it delivered): after a lost connection or a Redis
-restart it goes on from there, so an event stored while it was away is delivered late, not lost.
+Each event is stored in one Redis stream and pushed on a channel in one atomic step, so every
+process gets a room's events in one order (D15). A subscriber keeps its place (the id of the
+last entry it delivered): after a lost subscription or a Redis restart it subscribes again and
+first delivers what the stream stored meanwhile, so an event is delivered late, never lost.
 With Redis down, publish hands the event to the local hub directly (D16), so chat goes on
 within one process.
 """
@@ -10,37 +11,36 @@ within one process.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 import redis.exceptions
 import trio
 
 from agentim.protocol.events import Event, decode_event, encode_event
 from agentim.store.bridge import aio
-from agentim.store.kv import COMMAND_TIMEOUT_S, EVENT_FIELD, EVENTS_STREAM, Kv, KvUnavailable
-from agentim.store.resp import RespError, StreamEntry, StreamReader
+from agentim.store.kv import COMMAND_TIMEOUT_S, Kv, KvUnavailable
+from agentim.store.resp import RespError, Subscriber
 
 log = logging.getLogger("PubSub")
 
-# The retry pace while Redis is down: a refused connect costs microseconds, and the reader is
-# back within this long of Redis answering again.
+# The retry pace while Redis is down: a refused connect costs microseconds, and the subscriber
+# is back within this long of Redis answering again.
 RESUBSCRIBE_DELAY_S: Final = 0.1
-READ_BATCH: Final = 1000  # entries per read: a bounded reply however far behind the reader is
-# One blocked read; below redis.asyncio's 5 s socket timeout, so both clients can use it.
-READ_BLOCK_MS: Final = 2000
-# A blocked read that has not returned by then has a dead peer (a silent network cut).
-READ_TIMEOUT_S: Final = READ_BLOCK_MS / 1000 + COMMAND_TIMEOUT_S
-START: Final = b"0-0"  # a position before every entry
-# What ends a reader's connection and makes run_subscriber connect again.
+CATCH_UP_BATCH: Final = 1000  # stream entries per read while catching up
+START: Final = b"0-0"  # a stream position before every entry
+# What ends a subscription and makes run_subscriber subscribe again.
 _SUBSCRIPTION_LOST: Final = (
     redis.exceptions.RedisError,
     RespError,
+    KvUnavailable,
     OSError,
     trio.BrokenResourceError,
-    trio.TooSlowError,  # a connect, a command or a blocked read timed out
+    trio.TooSlowError,  # the connect, subscribe or catch-up timed out
 )
+
+Receive = Callable[[], Awaitable[list[bytes]]]
 
 
 class EventSink(Protocol):
@@ -61,7 +61,7 @@ class EventBus:
         await self.publish_all([event])
 
     async def publish_all(self, events: list[Event]) -> None:
-        """Append in order, in one pipelined round trip; with Redis down, deliver locally."""
+        """Publish in order, in one pipelined round trip; with Redis down, deliver locally."""
         if not events:
             return
         payloads = [encode_event(event) for event in events]
@@ -69,7 +69,7 @@ class EventBus:
             self.captured.extend(decode_event(payload) for payload in payloads)
         self.published += len(events)
         try:
-            await self._kv.append_events(payloads)
+            await self._kv.publish_events(payloads)
         except KvUnavailable as exc:
             if not self.local_only:  # once per outage: a busy hub publishes hundreds a second
                 log.warning("Redis unavailable for event publish, delivering locally: %s", exc)
@@ -83,32 +83,35 @@ class EventBus:
             self.local_only = 0
 
 
-class EventStream(Protocol):
-    """The events stream as a reader sees it (resp.StreamReader, or _AioStream)."""
+class _Place:
+    """Where a subscriber stands in the events stream."""
 
-    async def last_id(self) -> bytes: ...
-    async def has(self, entry_id: bytes) -> bool: ...
-    async def read(self, after: bytes, *, count: int, block_ms: int) -> list[StreamEntry]: ...
+    def __init__(self) -> None:
+        self.position: bytes | None = None  # the last entry delivered; None: not started
+        # After a catch-up: pushes up to this id were delivered by it (compared until passed).
+        self.skip: tuple[int, int] | None = None
 
 
 async def run_subscriber(
     kv: Kv, sink: EventSink, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
-    """Read the events stream forever; after a lost connection, go on from the last entry read.
+    """Deliver the events channel forever; after a lost subscription, catch up from the stream.
 
-    The trio-native client is used unless the URL is a sentinel one (redis.asyncio then).
-    Error policy: a lost connection is logged once per outage and retried every
+    The trio-native subscriber is used unless the URL is a sentinel one (redis.asyncio then).
+    Error policy: a lost subscription is logged once per outage and retried every
     RESUBSCRIBE_DELAY_S; decode errors skip one event.
-    `task_status.started()` is called once: when first reading, or after the first failure.
+    `task_status.started()` is called once: when first subscribed, or after the first failure.
     """
     started = False
-    position: bytes | None = None  # the last entry delivered; None: start at the newest
+    place = _Place()
     lost_at: float | None = None
     while True:
         try:
-            async with _open_stream(kv) as stream:
+            if place.position is None:  # read before subscribing: later entries are caught up
+                place.position = await kv.stream_last_id()
+            async with _subscribe(kv) as receive:
                 with trio.fail_after(COMMAND_TIMEOUT_S):
-                    position = await _resume(stream, position)
+                    await _catch_up(kv, sink, place)
                 if lost_at is not None:
                     log.info("Redis subscription restored after %.1f s", _since(lost_at))
                     lost_at = None
@@ -116,14 +119,7 @@ async def run_subscriber(
                     task_status.started()
                     started = True
                 while True:
-                    with trio.fail_after(READ_TIMEOUT_S):
-                        entries = await stream.read(
-                            position, count=READ_BATCH, block_ms=READ_BLOCK_MS
-                        )
-                    for _, payload in entries:  # delivered back to back
-                        _deliver(sink, payload)
-                    if entries:
-                        position = entries[-1][0]
+                    _deliver_pushes(sink, place, await receive())
         except _SUBSCRIPTION_LOST as exc:
             if lost_at is None:
                 lost_at = trio.current_time()
@@ -136,16 +132,45 @@ async def run_subscriber(
             await trio.sleep(RESUBSCRIBE_DELAY_S)
 
 
-async def _resume(stream: EventStream, position: bytes | None) -> bytes:
-    """Where to read from: after `position` if the stream still holds it, else from its start."""
-    if position is None:
-        return await stream.last_id()  # a new reader: what is published from now on
-    if position == START or await stream.has(position):
-        return position
-    # Redis restarted (or was flushed) since: what the new stream holds was all stored while
-    # this reader was away. (Also when the reader fell more than EVENTS_STREAM_MAXLEN behind.)
-    log.info("Redis event stream was reset; reading it from its first entry")
-    return START
+async def _catch_up(kv: Kv, sink: EventSink, place: _Place) -> None:
+    """Deliver what the stream stored after `place.position` (subscribed already, so nothing
+    falls between the two); pushes of those entries are skipped afterwards."""
+    position = place.position or START
+    if position != START and not await kv.stream_has(position):
+        # Redis restarted (or was flushed) since: what the new stream holds was all stored
+        # while this subscriber was away. (Also when it fell EVENTS_STREAM_MAXLEN behind.)
+        log.info("Redis event stream was reset; reading it from its first entry")
+        position = START
+    while True:
+        entries = await kv.stream_after(position, CATCH_UP_BATCH)
+        for entry_id, payload in entries:
+            _deliver(sink, payload)
+            position = entry_id
+        if len(entries) < CATCH_UP_BATCH:
+            break
+    place.position = position
+    place.skip = _id_key(position)
+
+
+def _deliver_pushes(sink: EventSink, place: _Place, messages: list[bytes]) -> None:
+    """Pushes are `<entry id>\\n<payload>`, in stream order."""
+    for message in messages:
+        entry_id, _, payload = message.partition(b"\n")
+        if place.skip is not None:
+            if _id_key(entry_id) <= place.skip:
+                continue  # delivered by the catch-up
+            place.skip = None
+        _deliver(sink, payload)
+        place.position = entry_id
+
+
+def _id_key(entry_id: bytes) -> tuple[int, int]:
+    """A stream entry id (`<ms>-<seq>`) as a comparable pair."""
+    ms, _, seq = entry_id.partition(b"-")
+    try:
+        return int(ms), int(seq or 0)
+    except ValueError:
+        return (0, 0)
 
 
 def _since(then: float) -> float:
@@ -153,44 +178,33 @@ def _since(then: float) -> float:
 
 
 @asynccontextmanager
-async def _open_stream(kv: Kv) -> AsyncIterator[EventStream]:
-    key = kv.key(EVENTS_STREAM)
-    if kv.native is None:
-        yield _AioStream(kv, key)
+async def _subscribe(kv: Kv) -> AsyncIterator[Receive]:
+    """Subscribed (confirmed by the server) on exit of `__aenter__`; yields a batch receiver."""
+    if kv.native is not None:
+        async with Subscriber.open(kv.native.url, kv.events_channel) as subscriber:
+            yield subscriber.receive_batch
         return
-    async with StreamReader.open(kv.native.url, key, EVENT_FIELD) as reader:
-        yield reader
+    pubsub = kv.client.pubsub()
+    try:
+        await aio(pubsub.subscribe, kv.events_channel)
+        with trio.fail_after(COMMAND_TIMEOUT_S):  # confirmed: later pushes reach us
+            while True:
+                reply = await aio(pubsub.get_message, timeout=COMMAND_TIMEOUT_S)
+                if reply is not None and reply.get("type") == "subscribe":
+                    break
 
+        async def receive() -> list[bytes]:
+            while True:
+                message = await aio(
+                    pubsub.get_message, ignore_subscribe_messages=True, timeout=None
+                )
+                if message is not None and message.get("type") == "message":
+                    return [message["data"]]
 
-class _AioStream:
-    """The stream over redis.asyncio (sentinel URLs): a blocked read holds a pooled connection."""
-
-    def __init__(self, kv: Kv, key: str) -> None:
-        self._client = kv.client
-        self._key = key
-
-    async def last_id(self) -> bytes:
-        entries = await aio(self._client.xrevrange, self._key, "+", "-", count=1)
-        return _entry_id(entries[0]) if entries else START
-
-    async def has(self, entry_id: bytes) -> bool:
-        return bool(await aio(self._client.xrange, self._key, entry_id, entry_id))
-
-    async def read(self, after: bytes, *, count: int, block_ms: int) -> list[StreamEntry]:
-        reply: Any = await aio(self._client.xread, {self._key: after}, count=count, block=block_ms)
-        if not reply:
-            return []
-        entries: list[StreamEntry] = []
-        for entry in reply[0][1]:
-            fields = entry[1]
-            if EVENT_FIELD in fields:
-                entries.append((_entry_id(entry), fields[EVENT_FIELD]))
-        return entries
-
-
-def _entry_id(entry: Any) -> bytes:
-    entry_id = entry[0]
-    return entry_id if isinstance(entry_id, bytes) else str(entry_id).encode()
+        yield receive
+    finally:
+        with trio.move_on_after(1, shield=True):
+            await aio(pubsub.aclose)
 
 
 def _deliver(sink: EventSink, payload: bytes) -> None:

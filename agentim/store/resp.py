@@ -1,8 +1,8 @@
 """A small trio-native RESP2 client for the hot Redis calls (STYLE §5.23).
 
 Each call through the trio-asyncio bridge costs ~283 µs of CPU against ~51 µs over a plain trio
-socket, so the hot calls (rate-limit counters, event appends, get/set/delete) and the events
-stream reader use this client; everything else stays on redis.asyncio.
+socket, so the hot calls (rate-limit counters, event publishing, get/set/delete) and the events
+subscriber use this client; everything else stays on redis.asyncio.
 
 URLs: `redis://[[user]:password@]host[:port][/db]`, `rediss://…` (TLS, default SSL context,
 verified against the host name; `?ssl_cert_reqs=none` / `?ssl_ca_certs=<file>` as redis-py) and
@@ -197,7 +197,7 @@ async def _open_stream(target: Target) -> trio.abc.Stream:
     if target.unix_path is not None:
         return await trio.open_unix_socket(target.unix_path)
     tcp = await trio.open_tcp_stream(target.host, target.port)
-    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)  # a dead peer ends a blocked read
+    tcp.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, True)  # a dead peer ends a subscriber
     if target.tls is None:
         return tcp
     stream = trio.SSLStream(tcp, target.tls, server_hostname=target.host)
@@ -358,51 +358,58 @@ class Pool:
 StreamEntry: TypeAlias = "tuple[bytes, bytes]"  # (entry id, payload)
 
 
-class StreamReader:
-    """A connection of its own reading one Redis stream (XREAD BLOCK), one field per entry.
+class Subscriber:
+    """A connection in SUBSCRIBE mode; `receive_batch` returns message payloads in order."""
 
-    `read(after)` returns the entries after `after` in stream order; an empty list when none
-    came within `block_ms`, so a silent dead peer is noticed by the caller's timeout.
-    """
-
-    def __init__(self, conn: Connection, key: str, field: bytes) -> None:
+    def __init__(self, conn: Connection) -> None:
         self._conn = conn
-        self._key = key
-        self._field = field
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, url: str, key: str, field: bytes) -> AsyncIterator[StreamReader]:
-        """Connect (AUTH, SELECT as the URL says); closed on exit."""
+    async def open(cls, url: str, *channels: str) -> AsyncIterator[Subscriber]:
+        """Connect and subscribe (confirmed by the server); closed on exit."""
         conn = await Connection.open(url)
         try:
-            yield cls(conn, key, field)
+            with trio.fail_after(CONNECT_TIMEOUT_S):
+                await conn.send("SUBSCRIBE", *channels)
+                for _ in channels:
+                    _check_subscribed(await conn.read_reply())
+            yield cls(conn)
         finally:
             await conn.aclose()
 
-    async def last_id(self) -> bytes:
-        """The id of the stream's newest entry; `0-0` for an empty or missing stream."""
-        reply = await self._conn.call("XREVRANGE", self._key, "+", "-", "COUNT", 1)
-        entries = _stream_entries(reply, self._field)
-        return entries[0][0] if entries else b"0-0"
+    async def receive_batch(self) -> list[bytes]:
+        """Payloads of every complete message buffered, reading the socket once when none is.
 
-    async def has(self, entry_id: bytes) -> bool:
-        """Whether the entry is still in the stream (not trimmed, not lost in a restart)."""
-        reply = await self._conn.call("XRANGE", self._key, entry_id, entry_id)
-        return bool(reply)
-
-    async def read(self, after: bytes, *, count: int, block_ms: int) -> list[StreamEntry]:
-        reply = await self._conn.call(
-            "XREAD", "COUNT", count, "BLOCK", block_ms, "STREAMS", self._key, after
-        )
-        if reply is None:  # nothing within block_ms
-            return []
-        if not (isinstance(reply, list) and reply and isinstance(reply[0], list)):
-            raise RespProtocolError(f"unexpected reply to XREAD: {reply!r:.100}")
-        return _stream_entries(reply[0][1], self._field)
+        Raises trio.BrokenResourceError when Redis closes the connection, RespError on an
+        error reply.
+        """
+        while True:
+            payloads = [_message_payload(reply) for reply in await self._conn.read_replies()]
+            batch = [p for p in payloads if p is not None]
+            if batch:
+                return batch
 
 
-def _stream_entries(reply: Reply, field: bytes) -> list[StreamEntry]:
+def _check_subscribed(reply: Reply) -> None:
+    if isinstance(reply, RespError):
+        raise reply
+    if not (isinstance(reply, list) and reply and reply[0] == b"subscribe"):
+        raise RespProtocolError(f"unexpected reply to SUBSCRIBE: {reply!r}")
+
+
+def _message_payload(reply: Reply) -> bytes | None:
+    """The payload of a `message` push; None for other pushes (subscribe confirmations)."""
+    if isinstance(reply, RespError):
+        raise reply
+    if isinstance(reply, list) and len(reply) == 3 and reply[0] == b"message":
+        payload = reply[2]
+        if isinstance(payload, bytes):
+            return payload
+    return None
+
+
+def stream_entries(reply: Reply, field: bytes) -> list[StreamEntry]:
     """`[[id, [field, value, ...]], ...]` → [(id, value of `field`)]; entries without it skipped."""
     if not isinstance(reply, list):
         raise RespProtocolError(f"unexpected stream reply: {reply!r:.100}")

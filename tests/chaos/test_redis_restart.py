@@ -140,12 +140,12 @@ async def _stored(hub: RunningHub, room_id: str) -> set[str]:
 
 
 def _summary(run: Run) -> str:
-    return f"stored {len(run.stored)}, sent {len(run.sent)}; " + _report(run)
+    return f"stored {len(run.stored)}, sent {len(run.sent)}; of all stored, " + _report(run)
 
 
 def _report(run: Run) -> str:
     return "; ".join(
-        f"{m.user.username}@{m.hub.rsplit(':', 1)[1]}: missing {len(run.stored - m.received)}"
+        f"{m.user.username}@{m.hub.rsplit(':', 1)[1]} missing {len(run.stored - m.received)}"
         for m in run.members
     )
 

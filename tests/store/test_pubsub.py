@@ -1,5 +1,5 @@
-"""Events over Redis: published events reach the reader's sink in order, in bulk, and after the
-server cuts the reader off or loses its data, including those published while it was away; hubs
+"""Events over Redis: published events reach the subscriber's sink in order, in bulk, and after the
+server cuts the subscriber off or loses its data, including those published while it was away; hubs
 on other databases or prefixes of the same server never see them; with Redis down, publish
 delivers locally (D16)."""
 
@@ -117,7 +117,7 @@ async def test_a_burst_of_500_events_is_delivered_whole_and_in_order(
 
 
 @pytest.mark.parametrize("flush", [False, True], ids=["cut-off", "data-lost"])
-async def test_events_stored_while_the_reader_is_cut_off_are_delivered_once_in_order(
+async def test_events_stored_while_the_subscriber_is_cut_off_are_delivered_once_in_order(
     bridge: None,
     nursery: trio.Nursery,
     tmp_path: Path,
@@ -128,7 +128,7 @@ async def test_events_stored_while_the_reader_is_cut_off_are_delivered_once_in_o
     # A throwaway server: CLIENT KILL and FLUSHALL would also hit other runs.
     server = await start_redis_server(nursery, tmp_path)
     url = f"redis://127.0.0.1:{server.port}/0"
-    sink = Sink()  # the hub is both: local deliveries and the reader's go to the same sockets
+    sink = Sink()  # the hub is both: local deliveries and the subscriber's go to the same sockets
     async with kv_factory(url, _prefix()) as kv:
         bus = EventBus(kv, sink)
         with caplog.at_level(logging.INFO, logger="PubSub"):
@@ -139,8 +139,9 @@ async def test_events_stored_while_the_reader_is_cut_off_are_delivered_once_in_o
             try:
                 if flush:  # what a restart without persistence leaves: an empty stream
                     await admin.call("FLUSHALL")
+                await admin.call("CLIENT", "KILL", "TYPE", "pubsub")
                 await admin.call("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
-                for n in (1, 2, 3):  # before the reader is back (it waits 0.1 s)
+                for n in (1, 2, 3):  # stored, pushed to nobody: the subscriber waits 0.1 s
                     await admin.call("XADD", kv.key(EVENTS_STREAM), "*", "e", _payload(n))
             finally:
                 await admin.aclose()

@@ -1,4 +1,4 @@
-"""The trio-native RESP2 client: parser, pool, URLs (AUTH, SELECT, unix socket), stream reader.
+"""The trio-native RESP2 client: parser, pool, URLs (AUTH, SELECT, unix socket), subscriber.
 
 Most tests use the run's Redis (keys under a random prefix, deleted after each test); AUTH and
 the unix socket use a throwaway server (valkey-server from the wheel) started per test.
@@ -28,7 +28,7 @@ from agentim.store.resp import (
     Reply,
     RespError,
     RespProtocolError,
-    StreamReader,
+    Subscriber,
     encode,
     parse_url,
 )
@@ -255,27 +255,27 @@ async def test_a_closed_pool_refuses_calls(redis_url: str) -> None:
         await pool.call("PING")
 
 
-async def test_the_stream_reader_returns_entries_in_order_from_where_it_stands(
+async def test_the_subscriber_returns_every_buffered_message_in_order(
     redis_url: str, key: str
 ) -> None:
-    stream = key + "stream"
-    writer = await Connection.open(redis_url)
-    try:
-        async with StreamReader.open(redis_url, stream, b"e") as reader:
-            assert await reader.last_id() == b"0-0"  # no stream yet
-            ids = [await writer.call("XADD", stream, "*", "e", b"m%d" % n) for n in range(300)]
-            await writer.call("XADD", stream, "*", "other", b"skipped")
-            assert await reader.last_id() != ids[-1]  # the newest entry is the skipped one
-            first = await reader.read(b"0-0", count=200, block_ms=100)
-            rest = await reader.read(first[-1][0], count=200, block_ms=100)
-            assert [p for _, p in first + rest] == [b"m%d" % n for n in range(300)]
-            assert [i for i, _ in first + rest] == ids
-            assert await reader.has(ids[5]) and not await reader.has(b"1-1")
-            with trio.fail_after(5):
-                assert await reader.read(b"$", count=10, block_ms=50) == []  # none came
-    finally:
-        await writer.call("DEL", stream)
-        await writer.aclose()
+    channel = key + "chan"
+    async with Subscriber.open(redis_url, channel) as subscriber:
+        publisher = await Connection.open(redis_url)
+        try:
+            for n in range(300):
+                await publisher.send("PUBLISH", channel, b"m%d" % n)
+            for _ in range(300):
+                assert await publisher.read_reply() == 1
+        finally:
+            await publisher.aclose()
+        received: list[bytes] = []
+        batches = 0
+        with trio.fail_after(10):
+            while len(received) < 300:
+                received += await subscriber.receive_batch()
+                batches += 1
+    assert received == [b"m%d" % n for n in range(300)]
+    assert batches < 300  # several messages per socket read
 
 
 # -- a throwaway server: AUTH, SELECT and the unix socket ---------------------------------
