@@ -1,6 +1,7 @@
-"""Sweepers started in the hub's nursery: orphan uploads (api.md §11.5), expired refresh tokens.
+"""Sweepers started in the hub's nursery: orphan uploads (api.md §11.5), expired refresh tokens,
+gateways offline for too long (head-gap config row D5).
 
-Error policy (both): a failed pass is logged and the next one runs on schedule; only
+Error policy (all): a failed pass is logged and the next one runs on schedule; only
 cancellation ends a sweeper. Several hub processes may sweep at once: rows are claimed with
 `FOR UPDATE SKIP LOCKED`, so each orphan is handled by one of them.
 """
@@ -14,16 +15,20 @@ from typing import Final
 
 import trio
 
+from agentim.actions.agents import remove_offline_gateways
 from agentim.actions.uploads import remove_upload_file
 from agentim.protocol.timefmt import iso_now, to_iso
 from agentim.services import Services
 from agentim.store import refresh_tokens, uploads
 
 log = logging.getLogger("Jobs")
+gateway_log = logging.getLogger("GatewayCleanup")
 
 ORPHAN_AGE: Final = timedelta(hours=1)  # api.md §16.1: fixed, not configurable
 ORPHAN_FIRST_RUN_S: Final = 10.0  # api.md §11.5: first pass 10 s after start-up
 ORPHAN_BATCH: Final = 1000  # rows per pass; the rest wait for the next pass
+GATEWAY_FIRST_RUN_S: Final = 30.0  # AgentIM's first offline-gateway pass: 30 s after start-up
+GATEWAY_BATCH: Final = 500  # gateways per pass (one transaction); the rest wait for the next
 
 
 async def cleanup_orphans_once(services: Services) -> int:
@@ -61,6 +66,16 @@ async def cleanup_tokens_once(services: Services) -> int:
     return deleted
 
 
+async def cleanup_gateways_once(services: Services) -> int:
+    """Delete gateways offline for more than GATEWAY_MAX_OFFLINE_DAYS; how many were deleted."""
+    days = services.settings.gateway_max_offline_days
+    cutoff = to_iso(datetime.now(UTC) - timedelta(days=days))
+    removed, agents = await remove_offline_gateways(services, cutoff=cutoff, limit=GATEWAY_BATCH)
+    if removed:
+        gateway_log.info("Cleaned up %d zombie gateway(s) and %d agent(s)", removed, agents)
+    return removed
+
+
 async def run_orphan_cleanup(
     services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
@@ -82,6 +97,19 @@ async def run_token_cleanup(
     while True:
         await trio.sleep(interval)
         await _run_pass("refresh token cleanup", cleanup_tokens_once, services)
+
+
+async def run_gateway_cleanup(
+    services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """First pass 30 s after start (sooner if the interval is shorter), then every
+    GATEWAY_CLEANUP_INTERVAL."""
+    interval = services.settings.gateway_cleanup_interval_s
+    task_status.started()
+    await trio.sleep(min(GATEWAY_FIRST_RUN_S, interval))
+    while True:
+        await _run_pass("offline gateway cleanup", cleanup_gateways_once, services)
+        await trio.sleep(interval)
 
 
 async def _run_pass(

@@ -24,7 +24,7 @@ from agentim.devsecrets import ensure_dev_secrets
 from agentim.errors import ErrorCode
 from agentim.http.health import rss_bytes
 from agentim.http.ratelimit import RateLimiter
-from agentim.jobs import run_orphan_cleanup, run_token_cleanup
+from agentim.jobs import run_gateway_cleanup, run_orphan_cleanup, run_token_cleanup
 from agentim.metrics import Metrics
 from agentim.routing.hub import Hub
 from agentim.routing.permissions import PermissionBroker
@@ -193,6 +193,7 @@ async def _run_hub(
         await nursery.start(PermissionBroker(hub, partial(expire_permission, services)).run)
         await nursery.start(run_orphan_cleanup, services)
         await nursery.start(run_token_cleanup, services)
+        await nursery.start(run_gateway_cleanup, services)
         listener = Listener(
             create_app(services),
             partial(handle_upgrade, services),

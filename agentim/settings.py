@@ -166,6 +166,8 @@ class Settings:
     max_gateways_per_user: int = 20
     orphan_file_check_interval_s: float = 3600.0
     token_cleanup_interval_s: float = 3600.0
+    gateway_cleanup_interval_s: float = 86400.0  # config row D5: a pass a day
+    gateway_max_offline_days: int = 30  # gateways offline longer than this are deleted
     ws_auth_timeout_s: float = 10.0
     ws_ping_interval_s: float = 30.0
     ws_outbox_frames: int = 2048  # per socket; a slower consumer is closed (STYLE §5.11)
@@ -256,6 +258,13 @@ class Settings:
                 env.get("TOKEN_CLEANUP_INTERVAL"), 3600000, 60000, 2**40
             )
             / 1000,
+            gateway_cleanup_interval_s=parse_js_int(
+                env.get("GATEWAY_CLEANUP_INTERVAL"), 86400000, 60000, 2**40
+            )
+            / 1000,
+            gateway_max_offline_days=parse_js_int(
+                env.get("GATEWAY_MAX_OFFLINE_DAYS"), 30, 1, 100_000
+            ),
             ws_auth_timeout_s=parse_js_int(env.get("WS_AUTH_TIMEOUT_MS"), 10000, 100, 600000)
             / 1000,
             ws_ping_interval_s=parse_js_int(env.get("WS_PING_INTERVAL_MS"), 30000, 1000, 3600000)

@@ -123,3 +123,14 @@ def test_redis_url_forms() -> None:
 def test_repr_hides_secrets() -> None:
     text = repr(Settings.from_env(STRONG))
     assert "x" * 32 not in text and "Str0ngPassword" not in text and "pw@" not in text
+
+
+def test_gateway_cleanup_settings() -> None:
+    default = Settings.from_env({})
+    assert (default.gateway_cleanup_interval_s, default.gateway_max_offline_days) == (86400.0, 30)
+    env = {"GATEWAY_CLEANUP_INTERVAL": "1000", "GATEWAY_MAX_OFFLINE_DAYS": "0"}
+    clamped = Settings.from_env(env)
+    assert (clamped.gateway_cleanup_interval_s, clamped.gateway_max_offline_days) == (60.0, 1)
+    env = {"GATEWAY_CLEANUP_INTERVAL": "7200000", "GATEWAY_MAX_OFFLINE_DAYS": "7"}
+    assert Settings.from_env(env).gateway_cleanup_interval_s == 7200.0
+    assert Settings.from_env(env).gateway_max_offline_days == 7

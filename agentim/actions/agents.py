@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 import trio
@@ -24,7 +24,7 @@ from agentim.protocol.timefmt import iso_now
 from agentim.routing.streams import Stream
 from agentim.services import Services
 from agentim.store import agents as store, gateways
-from agentim.store.db import Conn, Row
+from agentim.store.db import FOREIGN_KEY_VIOLATION, Conn, DbError, Row
 from agentim.store.kv import KvUnavailable
 
 log = logging.getLogger("GatewayHandler")
@@ -42,6 +42,7 @@ class Registration(enum.Enum):
     REGISTERED = "registered"
     DELETED = "deleted"  # a tombstone exists (D13)
     FOREIGN = "foreign"  # the id belongs to another user's agent
+    NO_GATEWAY = "no_gateway"  # the socket's gateway was deleted (DELETE or the sweep) meanwhile
 
 
 # gateways ------------------------------------------------------------------------------------
@@ -57,23 +58,75 @@ async def connect_gateway(
     return problem is None
 
 
+async def gateway_authenticated(
+    services: Services, *, user_id: str, gateway_id: str, session_id: str
+) -> None:
+    """The socket is now this gateway: record it as connected (here and in Redis, for the
+    gateway list of any process) and tell the owner's clients (B9)."""
+    services.hub.gateway_up(gateway_id, session_id)
+    try:
+        await gateways.GatewayKv(services.kv).gateway_up(
+            gateway_id, services.hub.process_id, session_id
+        )
+    except KvUnavailable as exc:
+        log.warning("Redis unavailable to record gateway %s as connected: %s", gateway_id, exc)
+    await agents_changed(services, user_id)
+
+
+async def gateway_gone(services: Services, *, gateway_id: str, session_id: str) -> None:
+    """The socket no longer is this gateway (closed, or authenticated as another one)."""
+    services.hub.gateway_down(gateway_id, session_id)
+    try:
+        await gateways.GatewayKv(services.kv).gateway_down(
+            gateway_id, services.hub.process_id, session_id
+        )
+    except KvUnavailable as exc:
+        log.warning("Redis unavailable to record gateway %s as gone: %s", gateway_id, exc)
+
+
+async def agents_changed(services: Services, user_id: str) -> None:
+    """`server:agents_changed` to every client socket of the user, on every process (B9)."""
+    await services.events.publish(frame_event(Target.USER, user_id, proto.agents_changed()))
+
+
 async def gateway_closed(
-    services: Services, *, gateway_id: str, agent_ids: Sequence[str], streams: Sequence[Stream],
-    names: dict[str, str],
+    services: Services, *, user_id: str, gateway_id: str, session_id: str,
+    agent_ids: Sequence[str], streams: Sequence[Stream], names: dict[str, str],
 ) -> None:  # fmt: skip
     """A gateway socket closed (realtime.md §5.4, §4.3 as we fix it).
 
     Its open streams are persisted as far as they got and completed for clients with an error
-    marker; then its agents go offline; then the gateway row records the disconnect.
+    marker; then its agents go offline; then the gateway row records the disconnect, and the
+    owner's clients hear that their agents changed.
     """
     for stream in streams:
         await interrupt_stream(services, stream, names.get(stream.agent_id, UNKNOWN_AGENT),
                                reason=INTERRUPTED)  # fmt: skip
     await agents_offline(services, agent_ids)
+    await gateway_gone(services, gateway_id=gateway_id, session_id=session_id)
     try:
         await gateways.mark_disconnected(services.db, gateway_id, iso_now())
     except Exception as exc:
         log.error("Failed to mark gateway %s disconnected: %s", gateway_id, exc)
+    await agents_changed(services, user_id)
+
+
+async def connected_gateways(services: Services, gateway_ids: Sequence[str]) -> set[str] | None:
+    """Which of these gateways have a socket now, on any hub process (A18).
+
+    Returns:
+        The connected ids, or None when Redis is unreachable and only this process's own
+        sockets are known (the caller then falls back to the stored state for the others).
+    """
+    local = {g for g in gateway_ids if g in services.hub.gateways}
+    try:
+        remote = await gateways.GatewayKv(services.kv).live_gateways(
+            [g for g in gateway_ids if g not in local]
+        )
+    except KvUnavailable as exc:
+        log.warning("Redis unavailable to tell which gateways are connected: %s", exc)
+        return None
+    return local | remote
 
 
 # agent lifecycle -----------------------------------------------------------------------------
@@ -90,20 +143,28 @@ async def register_agent(
     if await store.is_deleted(services.db, agent.id):
         log.info("Rejecting re-registration of deleted agent %s, notifying gateway", agent.id)
         return Registration.DELETED
-    async with services.db.transaction() as tx:
-        owner = await store.get_owner(tx, agent.id)
-        if owner is not None and owner != user_id:
-            log.warning("Gateway %s attempted to register agent %s owned by another user",
-                        gateway_id, agent.id)  # fmt: skip
-            return Registration.FOREIGN
-        row = await _upsert(tx, gateway_id, agent)
-        room_ids = await store.list_agent_room_ids(tx, agent.id)
-        contexts = [await _context_for(tx, room_id, agent.id) for room_id in room_ids]
+    try:
+        async with services.db.transaction() as tx:
+            owner = await store.get_owner(tx, agent.id)
+            if owner is not None and owner != user_id:
+                log.warning("Gateway %s attempted to register agent %s owned by another user",
+                            gateway_id, agent.id)  # fmt: skip
+                return Registration.FOREIGN
+            row = await _upsert(tx, gateway_id, agent)
+            room_ids = await store.list_agent_room_ids(tx, agent.id)
+            contexts = [await _context_for(tx, room_id, agent.id) for room_id in room_ids]
+    except DbError as exc:
+        if exc.sqlstate != FOREIGN_KEY_VIOLATION:
+            raise
+        log.warning("Gateway %s was deleted; agent %s not registered until it reconnects",
+                    gateway_id, agent.id)  # fmt: skip
+        return Registration.NO_GATEWAY
     bind()
     await _bind_in_redis(services, agent.id)
     bound = control_event(AGENT_BOUND, agent.id, sessionId=session_id)
     await services.events.publish(bound)  # another socket that held the agent lets go
     await services.events.publish_all(_status_events(row, room_ids))
+    await agents_changed(services, user_id)
     await services.events.publish_all([e for e in contexts if e is not None])
     return Registration.REGISTERED
 
@@ -113,6 +174,7 @@ async def _upsert(tx: Conn, gateway_id: str, agent: proto.AgentInfo) -> Row:
     return await store.upsert_agent(
         tx, agent_id=agent.id, name=agent.name, agent_type=agent.type, gateway_id=gateway_id,
         working_directory=agent.working_directory, capabilities=agent.capabilities,
+        slash_commands=agent.slash_commands, mcp_servers=agent.mcp_servers, model=agent.model,
         now=iso_now(),
     )  # fmt: skip
 
@@ -209,8 +271,7 @@ async def complete_agent_message(
         frame_event(Target.ROOM, room_id, proto.message_complete(message))
     )
     if saved["status"] is not None:
-        summary = {"id": agent_id, "name": saved["name"], "type": saved["type"],
-                   "status": saved["status"]}  # fmt: skip
+        summary = {**dict(saved), "id": agent_id}
         await services.events.publish_all(_status_events(summary, saved["room_ids"]))
     return message
 
@@ -280,15 +341,30 @@ async def relay_terminal_data(
 
 # REST (api.md §9.5-9.6) ----------------------------------------------------------------------
 async def update_agent(
-    services: Services, *, user_id: str, agent_id: str, visibility: str | None
+    services: Services, *, user_id: str, agent_id: str, changes: Mapping[str, Any]
 ) -> Row:
-    """Change the visibility (owner only); returns the enriched row. No event (api.md §9.5)."""
+    """Rename and/or change who may see the agent (owner only; A16).
+
+    Args:
+        changes: validated `name`, `visibility` (`shared`, the old name of `all`, already
+            mapped), `visibilityList`; only the keys present change.
+
+    Returns:
+        The enriched row. Its rooms get `server:agent_status` (a rename shows at once).
+    """
     await _owned_agent(services, user_id, agent_id)
-    await store.update_visibility(services.db, agent_id, visibility, iso_now())
+    columns = {column: changes[key] for key, column in _UPDATABLE if key in changes}
+    await store.update_agent(services.db, agent_id, columns, iso_now())
     row = await store.get_agent(services.db, agent_id)
     if row is None:
         raise not_found("Agent not found")
+    room_ids = await store.list_agent_room_ids(services.db, agent_id)
+    await services.events.publish_all(_status_events(row, room_ids))
     return row
+
+
+_UPDATABLE: Final = (("name", "name"), ("visibility", "visibility"),
+                     ("visibilityList", "visibility_list"))  # fmt: skip
 
 
 async def delete_agent(services: Services, *, user_id: str, agent_id: str) -> None:
@@ -301,10 +377,69 @@ async def delete_agent(services: Services, *, user_id: str, agent_id: str) -> No
     async with services.db.transaction() as tx:
         room_ids = await store.delete_agent(tx, agent_id, user_id=user_id, now=iso_now())
         events = [e for room_id in room_ids for e in await room_change_events(tx, room_id)]
-    await services.events.publish(frame_event(Target.AGENT, agent_id, proto.remove_agent(agent_id)))
-    await services.events.publish(control_event(AGENT_REMOVED, agent_id, userId=user_id))
-    await _forget_binding(services, agent_id)
+    await _agents_removed(services, user_id, [agent_id])
     await services.events.publish_all(events)
+
+
+async def delete_gateway(services: Services, *, user_id: str, gateway_id: str) -> None:
+    """Delete the gateway and its agents (owner only; A14).
+
+    The agents leave their rooms and are tombstoned (D13); the gateway, if connected, gets
+    `server:remove_agent` for each; each former room gets `server:room_update` and its
+    remaining agents their room contexts.
+    """
+    async with services.db.transaction() as tx:
+        row = await gateways.get_gateway(tx, gateway_id, for_update=True)
+        if row is None:
+            raise not_found("Gateway not found")
+        if row["user_id"] != user_id:
+            raise forbidden("You do not own this gateway")
+        agent_ids, room_ids = await gateways.delete_gateway(
+            tx, gateway_id, tombstone_for=user_id, now=iso_now()
+        )
+        events = [e for room_id in room_ids for e in await room_change_events(tx, room_id)]
+    await _agents_removed(services, user_id, agent_ids)
+    await services.events.publish_all(events)
+
+
+async def remove_offline_gateways(
+    services: Services, *, cutoff: str, limit: int
+) -> tuple[int, int]:
+    """Delete gateways disconnected before `cutoff`, with their agents (config row D5).
+
+    No tombstones: a gateway coming back later registers its agents anew. A gateway with a
+    socket right now is kept whatever its row says. Former rooms get `server:room_update`.
+
+    Returns:
+        How many gateways (at most `limit`; the rest wait for the next pass) and agents were
+        deleted.
+    """
+    async with services.db.transaction() as tx:
+        rows = await gateways.list_offline_since(tx, cutoff, limit=limit)
+        ids = [row["id"] for row in rows]
+        live = await connected_gateways(services, ids)
+        if live is None:  # Redis down: only this process's sockets are known
+            live = {g for g in ids if g in services.hub.gateways}
+        swept, agent_count, room_ids = [g for g in ids if g not in live], 0, set()
+        for gateway_id in swept:
+            agent_ids, rooms = await gateways.delete_gateway(
+                tx, gateway_id, tombstone_for=None, now=iso_now()
+            )
+            agent_count += len(agent_ids)
+            room_ids.update(rooms)
+        events = [e for room_id in sorted(room_ids) for e in await room_change_events(tx, room_id)]
+    await services.events.publish_all(events)
+    return len(swept), agent_count
+
+
+async def _agents_removed(services: Services, user_id: str, agent_ids: Sequence[str]) -> None:
+    """Deleted agents: their gateway is told, wherever it is, and every process lets go."""
+    for agent_id in agent_ids:
+        await services.events.publish(
+            frame_event(Target.AGENT, agent_id, proto.remove_agent(agent_id))
+        )
+        await services.events.publish(control_event(AGENT_REMOVED, agent_id, userId=user_id))
+        await _forget_binding(services, agent_id)
 
 
 async def _owned_agent(services: Services, user_id: str, agent_id: str) -> Row:

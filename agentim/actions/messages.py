@@ -15,7 +15,7 @@ import attrs
 import trio
 
 from agentim.actions.audit import audit
-from agentim.actions.serialize import message_json, new_message_json, reactions_json
+from agentim.actions.serialize import message_json, new_message_json, omit_nulls, reactions_json
 from agentim.errors import AgentImError, ErrorCode, bad_request, forbidden, not_found
 from agentim.protocol.events import Event, Target, frame_event
 from agentim.protocol.ids import new_id
@@ -201,7 +201,7 @@ async def edit_message(
     message = message_json(updated)
     await services.events.publish(
         frame_event(Target.ROOM, row["room_id"], {"type": "server:message_edited",
-                                                  "message": message})
+                                                  "message": omit_nulls(message)})
     )  # fmt: skip
     return message
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from agentim.actions.serialize import member_json, room_json
+from agentim.actions.serialize import room_frame_json
 from agentim.protocol.events import Event, Target, frame_event
 from agentim.store import rooms
 from agentim.store.db import Conn, Row
@@ -85,10 +85,6 @@ async def room_change_events(conn: Conn, room_id: str) -> list[Event]:
     room = await rooms.get_room(conn, room_id)
     if room is None:
         return []
-    members = [member_json(m) for m in await rooms.list_members(conn, room_id)]
-    update = frame_event(
-        Target.ROOM,
-        room_id,
-        {"type": "server:room_update", "room": room_json(room), "members": members},
-    )
+    members = await rooms.list_members(conn, room_id)
+    update = frame_event(Target.ROOM, room_id, room_frame_json(room, members))
     return [update, *await room_context_events(conn, room_id)]

@@ -23,6 +23,7 @@ from agentim.protocol.sanitize import sanitize_text
 from agentim.protocol.timefmt import iso_now
 from agentim.services import Services
 from agentim.store import rooms as store
+from agentim.store.agents import is_agent_visible
 from agentim.store.ai_routers import access_router_for_room
 from agentim.store.db import FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, Conn, DbError
 from agentim.store.kv import KvUnavailable
@@ -150,7 +151,7 @@ async def _check_addable(conn: Conn, user_id: str, member_id: str, member_type: 
     agent = await store.get_agent_owner(conn, member_id)
     if agent is None:
         raise not_found("Agent not found")
-    if agent["visibility"] != "shared" and agent["owner_id"] != user_id:
+    if agent["owner_id"] != user_id and not is_agent_visible(agent, user_id):
         raise forbidden("You do not own this agent and it is not shared")
 
 

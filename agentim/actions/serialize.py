@@ -13,6 +13,29 @@ from typing import Any
 Row = Mapping[str, Any]
 
 
+def omit_nulls(obj: Mapping[str, Any], *, keep: Iterable[str] = ()) -> dict[str, Any]:
+    """The object for a server frame: top-level null values left out, except for `keep`.
+
+    REST answers carry the database's nulls, as AgentIM's do; but today's web client validates
+    every frame and drops one with a null where its schema has an optional field (head-gap E15),
+    so frames leave such fields out instead. `keep` names the fields that schema allows null.
+    """
+    kept = set(keep)
+    return {key: value for key, value in obj.items() if value is not None or key in kept}
+
+
+ROOM_NULLABLE = ("routerId", "pinnedAt", "archivedAt")  # null is valid there in a room frame
+
+
+def room_frame_json(room: Row, members: Iterable[Row]) -> dict[str, Any]:
+    """`server:room_update`: the room and its members, absent optional fields left out."""
+    return {
+        "type": "server:room_update",
+        "room": omit_nulls(room_json(room), keep=ROOM_NULLABLE),
+        "members": [omit_nulls(member_json(m)) for m in members],
+    }
+
+
 def room_json(row: Row) -> dict[str, Any]:
     """The bare room object (15.3), as REST returns it and `server:room_update` carries it."""
     return {

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any, Final
 
+from agentim.actions.serialize import omit_nulls
 from agentim.errors import bad_request, forbidden, not_found
 from agentim.protocol.events import Target, frame_event
 from agentim.protocol.ids import new_id
@@ -26,24 +27,24 @@ log = logging.getLogger("GatewayHandler")
 TASK_STATUSES: Final = ("pending", "in_progress", "completed", "failed", "cancelled")
 ASSIGNEE_TYPES: Final = ("user", "agent")
 # Changing any of these needs creator, assignee or room admin; `status` alone needs membership.
-DETAIL_KEYS: Final = ("title", "description", "assigneeId", "assigneeType")
+DETAIL_KEYS: Final = ("title", "description", "result", "dueDate", "assigneeId", "assigneeType")
 NO_RETURN_TO_WORK: Final = ("completed", "cancelled")  # these may not go back to in_progress
 
 
 def task_object(row: Row) -> dict[str, Any]:
-    """api.md §15.7."""
+    """api.md §15.7 plus 631a1ad's `result` and `dueDate`, as REST returns it (nulls kept)."""
     return {
         "id": row["id"], "roomId": row["room_id"], "title": row["title"],
-        "description": row["description"], "status": row["status"],
-        "assigneeId": row["assignee_id"], "assigneeType": row["assignee_type"],
-        "createdById": row["created_by_id"], "createdAt": row["created_at"],
-        "updatedAt": row["updated_at"],
+        "description": row["description"], "status": row["status"], "result": row["result"],
+        "dueDate": row["due_date"], "assigneeId": row["assignee_id"],
+        "assigneeType": row["assignee_type"], "createdById": row["created_by_id"],
+        "createdAt": row["created_at"], "updatedAt": row["updated_at"],
     }  # fmt: skip
 
 
 async def create_task(
     services: Services, *, user_id: str, room_id: str, title: str, description: str,
-    assignee_id: str | None, assignee_type: str | None,
+    due_date: str | None, assignee_id: str | None, assignee_type: str | None,
 ) -> dict[str, Any]:  # fmt: skip
     """api.md §8.3, after the membership check and validation.
 
@@ -62,7 +63,8 @@ async def create_task(
             raise bad_request("Assignee is not a member of this room")
         row = await store.insert_task(
             tx, task_id=new_id(), room_id=room_id, title=sanitize_text(title),
-            description=sanitize_content(description), assignee_id=assignee_id or None,
+            description=sanitize_content(description), due_date=due_date,
+            assignee_id=assignee_id or None,
             assignee_type=assignee_type, created_by_id=user_id, now=iso_now(),
         )  # fmt: skip
     task = task_object(row)
@@ -122,8 +124,9 @@ async def apply_gateway_task_update(
 ) -> dict[str, Any] | None:
     """realtime.md §7.7 step 4, for the gateway handler once it has checked steps 1-3.
 
-    Sets the status and, when `result` is non-empty, replaces the description with it
-    (sanitised like every description). Then `server:task_update` goes to the room.
+    Sets the status and, when `result` is non-empty, stores it as the task's `result` and, as
+    AgentIM does, also as its description (sanitised like every description). Then
+    `server:task_update` goes to the room.
 
     Returns:
         The updated task, or None when the status is invalid or the task is gone (logged).
@@ -133,7 +136,7 @@ async def apply_gateway_task_update(
         return None
     changes: dict[str, Any] = {"status": status}
     if result:
-        changes["description"] = sanitize_content(result)
+        changes["result"] = changes["description"] = sanitize_content(result)
     async with services.db.transaction() as tx:
         row = await store.update_task(tx, task_id, changes, now=iso_now())
     if row is None:
@@ -194,11 +197,16 @@ def _field_columns(changes: Mapping[str, Any]) -> dict[str, Any]:
         columns["description"] = sanitize_content(changes["description"])
     if "status" in changes:
         columns["status"] = changes["status"]
+    if "result" in changes:
+        result = changes["result"]
+        columns["result"] = sanitize_content(result) if result is not None else None
+    if "dueDate" in changes:
+        columns["due_date"] = changes["dueDate"]
     return columns
 
 
 async def _publish(services: Services, task: dict[str, Any], *, deleted: bool = False) -> None:
-    message: dict[str, Any] = {"type": "server:task_update", "task": task}
+    message: dict[str, Any] = {"type": "server:task_update", "task": omit_nulls(task)}
     if deleted:
         message["deleted"] = True
     await services.events.publish(frame_event(Target.ROOM, task["roomId"], message))

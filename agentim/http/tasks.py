@@ -7,6 +7,7 @@ then membership, then body on update.
 from __future__ import annotations
 
 import re
+from datetime import date
 from typing import Final
 
 from quart import Blueprint, Response, request
@@ -14,6 +15,7 @@ from quart import Blueprint, Response, request
 from agentim.actions import tasks
 from agentim.errors import forbidden, not_found
 from agentim.http._request import check_ids, json_body, ok, principal, require_auth, services
+from agentim.http.docs import documented
 from agentim.http.not_found import add_not_found_routes, authenticated
 from agentim.http.validate import Enum, Str, parse_dict
 from agentim.store import tasks as store
@@ -28,9 +30,29 @@ NOT_MEMBER: Final = "Not a member of this room"
 _PARSE_INT: Final = re.compile(r"\s*([+-]?\d+)")
 
 _TITLE: Final = Str(min=1, max=200, blank_message="Title cannot be only whitespace")
+# zod's string().datetime(): UTC with a Z, seconds, any fraction of them; a real calendar date.
+_DATETIME: Final = r"^\d{4}-\d{2}-\d{2}T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d+)?Z$"
+MAX_RESULT_CHARS: Final = 100_000
+
+
+def _calendar_date(value: str) -> str | None:
+    """The pattern passed; is the date part a real day (no 2026-02-30)?"""
+    try:
+        date.fromisoformat(value[:10])
+    except ValueError:
+        return "Invalid datetime"
+    return None
+
+
+def _due_date(*, nullable: bool = False) -> Str:
+    return Str(pattern=_DATETIME, pattern_message="Invalid datetime", custom=_calendar_date,
+               optional=True, nullable=nullable)  # fmt: skip
+
+
 CREATE_SCHEMA: Final = {
     "title": _TITLE,
     "description": Str(max=10000, default=""),
+    "dueDate": _due_date(),
     "assigneeId": Str(max=100, optional=True),
     "assigneeType": Enum(values=tasks.ASSIGNEE_TYPES, optional=True),
 }
@@ -38,6 +60,8 @@ UPDATE_SCHEMA: Final = {
     "title": Str(min=1, max=200, blank_message="Title cannot be only whitespace", optional=True),
     "description": Str(max=10000, optional=True),
     "status": Enum(values=tasks.TASK_STATUSES, optional=True),
+    "result": Str(max=MAX_RESULT_CHARS, optional=True, nullable=True),
+    "dueDate": _due_date(nullable=True),
     "assigneeId": Str(max=100, optional=True, nullable=True),
     "assigneeType": Enum(values=tasks.ASSIGNEE_TYPES, optional=True, nullable=True),
 }
@@ -93,12 +117,14 @@ async def list_room_tasks(roomId: str) -> Response:
 @blueprint.post("/api/tasks/rooms/<roomId>")
 @require_auth
 @check_ids("roomId")
+@documented(body=CREATE_SCHEMA)
 async def create_task(roomId: str) -> Response:
     await _require_member(roomId)
     body = parse_dict(CREATE_SCHEMA, await json_body())
     task = await tasks.create_task(
         services(), user_id=principal().user_id, room_id=roomId, title=body["title"],
-        description=body["description"], assignee_id=body.get("assigneeId"),
+        description=body["description"], due_date=body.get("dueDate"),
+        assignee_id=body.get("assigneeId"),
         assignee_type=body.get("assigneeType"),
     )  # fmt: skip
     return ok(task, status=201)
@@ -107,6 +133,7 @@ async def create_task(roomId: str) -> Response:
 @blueprint.put("/api/tasks/<id>")
 @require_auth
 @check_ids("id")
+@documented(body=UPDATE_SCHEMA)
 async def update_task(id: str) -> Response:
     await _member_task(id)
     changes = parse_dict(UPDATE_SCHEMA, await json_body())

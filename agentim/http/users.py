@@ -29,7 +29,7 @@ from agentim.http._request import (
 )
 from agentim.http.validate import MISSING, Enum, Int, Issue, Rule, Str, parse_dict
 from agentim.protocol.sanitize import sanitize_text
-from agentim.protocol.textrules import js_trim
+from agentim.protocol.textrules import js_trim, utf16_len
 from agentim.store import users
 from agentim.store.db import Row
 
@@ -44,6 +44,8 @@ _PASSWORD_CLASSES: Final = (
 )
 _JS_DECIMAL: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|[+-]?Infinity")
 _JS_RADIX: Final = re.compile(r"0(?:[xX][0-9a-fA-F]+|[oO][0-7]+|[bB][01]+)")
+SEARCH_MIN_CHARS: Final = 2  # 631a1ad GET /users/search: shorter queries find nothing
+SEARCH_LIMIT: Final = 10
 MAX_OFFSET: Final = 2**53 - 1  # JavaScript's largest exact integer; PostgreSQL takes bigint
 
 
@@ -159,6 +161,11 @@ def js_number(raw: str | None) -> float | None:
     return None
 
 
+def search_json(row: Row) -> dict[str, Any]:
+    return {"id": row["id"], "username": row["username"], "displayName": row["display_name"],
+            "avatarUrl": row["avatar_url"]}  # fmt: skip
+
+
 def page_param(raw: str | None, *, default: int, lo: int, hi: int) -> int:
     """0 or NaN → default, then clamp; fractions are floored instead of failing in SQL."""
     number = js_number(raw)
@@ -203,6 +210,17 @@ async def change_password() -> Response:
         ip=client_ip(),
     )
     return ok()
+
+
+@blueprint.get("/api/users/search")
+@require_auth
+async def search() -> Response:
+    """Other users matching `q` (at least 2 characters; 10 at most), e.g. to share an agent."""
+    text = js_trim(request.args.get("q", ""))
+    if utf16_len(text) < SEARCH_MIN_CHARS:
+        return ok([])
+    rows = await users.search_users(services().db, principal().user_id, text, limit=SEARCH_LIMIT)
+    return ok([search_json(row) for row in rows])
 
 
 @blueprint.get("/api/users")

@@ -7,6 +7,7 @@ Lengths are JavaScript's (UTF-16 code units). Pure: no I/O.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Final
 
@@ -24,7 +25,18 @@ MAX_TERMINAL_CHARS: Final = 1_000_000
 MAX_TOOL_NAME_CHARS: Final = 200  # D17 leaves it open; a tool name is short
 DEFAULT_PERMISSION_TIMEOUT_MS: Final = 5 * 60 * 1000  # D17
 MAX_PERMISSION_TIMEOUT_MS: Final = 60 * 60 * 1000  # a request nobody may answer for an hour is moot
-AGENT_TYPES: Final = ("claude-code", "codex", "gemini", "cursor", "generic")
+AGENT_TYPES: Final = ("claude-code", "codex", "gemini", "generic")  # AgentIM 631a1ad
+# Types older gateways may still send, accepted and stored as the type given here: today's web
+# client and gateways reject any frame naming a type outside AGENT_TYPES.
+LEGACY_AGENT_TYPES: Final = {"cursor": "generic"}
+MAX_SLASH_COMMANDS: Final = 100  # gateway:register_agent.agent limits (631a1ad)
+MAX_COMMAND_NAME_CHARS: Final = 100
+MAX_COMMAND_TEXT_CHARS: Final = 500  # description, usage
+COMMAND_SOURCES: Final = ("builtin", "skill")
+MAX_MCP_SERVERS: Final = 100
+MAX_MCP_SERVER_CHARS: Final = 200
+MAX_MODEL_CHARS: Final = 200
+MAX_TASK_RESULT_CHARS: Final = 100_000  # gateway:task_update.result (631a1ad)
 AGENT_STATUSES: Final = ("online", "offline", "busy", "error")
 CHUNK_TYPES: Final = ("text", "thinking", "tool_use", "tool_result", "error")
 TASK_STATUSES: Final = ("pending", "in_progress", "completed", "failed", "cancelled")
@@ -54,6 +66,9 @@ class AgentInfo:
     type: str
     working_directory: str | None
     capabilities: list[str] | None
+    slash_commands: list[dict[str, str]] | None = None  # {name, description, usage, source}
+    mcp_servers: list[str] | None = None
+    model: str | None = None
 
 
 @attrs.frozen
@@ -182,16 +197,50 @@ def _number(obj: dict[str, Any], key: str) -> int | float:
     return value
 
 
-def _string_list(obj: dict[str, Any], key: str) -> list[str] | None:
+def _array(obj: dict[str, Any], key: str, *, max_items: int | None = None) -> list[Any] | None:
     if key not in obj:
         return None
     value = obj[key]
     if not isinstance(value, list):
         raise _Issue(f"Expected array, received {type_name(value)}")
-    for item in value:
-        if not isinstance(item, str):
-            raise _Issue(f"Expected string, received {type_name(item)}")
+    if max_items is not None and len(value) > max_items:
+        raise _Issue(f"Array must contain at most {max_items} element(s)")
     return value
+
+
+def _string_list(
+    obj: dict[str, Any], key: str, *, max_items: int | None = None, max_len: int | None = None
+) -> list[str] | None:
+    value = _array(obj, key, max_items=max_items)
+    if value is None:
+        return None
+    holder: dict[str, Any] = {}
+    for item in value:
+        holder["item"] = item
+        _string(holder, "item", max_len=max_len)
+    return value
+
+
+def _slash_command(value: Any) -> dict[str, str]:
+    """One {name, description, usage, source}; unknown keys dropped."""
+    if not isinstance(value, dict):
+        raise _Issue(f"Expected object, received {type_name(value)}")
+    return {
+        "name": _string(value, "name", min_len=1, max_len=MAX_COMMAND_NAME_CHARS),
+        "description": _string(value, "description", max_len=MAX_COMMAND_TEXT_CHARS),
+        "usage": _string(value, "usage", max_len=MAX_COMMAND_TEXT_CHARS),
+        "source": _enum(value, "source", COMMAND_SOURCES),
+    }
+
+
+def _slash_commands(obj: dict[str, Any]) -> list[dict[str, str]] | None:
+    value = _array(obj, "slashCommands", max_items=MAX_SLASH_COMMANDS)
+    return None if value is None else [_slash_command(item) for item in value]
+
+
+def _agent_type(agent: dict[str, Any]) -> str:
+    legacy = LEGACY_AGENT_TYPES.get(agent.get("type"))  # type: ignore[arg-type]
+    return legacy if legacy is not None else _enum(agent, "type", AGENT_TYPES)
 
 
 def parse_chunk(value: Any) -> Chunk:
@@ -218,13 +267,19 @@ def _auth(obj: dict[str, Any]) -> GatewayAuth:
 
 def _register(obj: dict[str, Any]) -> GatewayRegisterAgent:
     agent = _object(obj, "agent")
+    mcp_servers = _string_list(
+        agent, "mcpServers", max_items=MAX_MCP_SERVERS, max_len=MAX_MCP_SERVER_CHARS
+    )
     return GatewayRegisterAgent(
         AgentInfo(
             id=_string(agent, "id", min_len=1),
             name=_string(agent, "name", min_len=1),
-            type=_enum(agent, "type", AGENT_TYPES),
+            type=_agent_type(agent),
             working_directory=_optional_string(agent, "workingDirectory"),
             capabilities=_string_list(agent, "capabilities"),
+            slash_commands=_slash_commands(agent),
+            mcp_servers=mcp_servers,
+            model=_optional_string(agent, "model", max_len=MAX_MODEL_CHARS),
         )
     )
 
@@ -297,7 +352,7 @@ def _task(obj: dict[str, Any]) -> GatewayTaskUpdate:
     return GatewayTaskUpdate(
         _string(obj, "taskId", min_len=1),
         _enum(obj, "status", TASK_STATUSES),
-        _optional_string(obj, "result"),
+        _optional_string(obj, "result", max_len=MAX_TASK_RESULT_CHARS),
     )
 
 
@@ -416,13 +471,45 @@ def gateway_error(code: str, message: str) -> dict[str, Any]:
 # server:* frames to clients from the agent flows (realtime.md §2.3, D17) ---------------------
 
 
+STATUS_EXTRAS: Final = (("slashCommands", "slash_commands"), ("mcpServers", "mcp_servers"),
+                        ("model", "model"))  # fmt: skip
+
+
 def agent_summary(row: Any) -> dict[str, Any]:
-    """AgentSummary `{id, name, type, status}` (realtime.md §2.1)."""
-    return {"id": row["id"], "name": row["name"], "type": row["type"], "status": row["status"]}
+    """`server:agent_status`'s agent: `{id, name, type, status}` plus, when the gateway reported
+    them, `slashCommands`, `mcpServers` and `model` (631a1ad). Absent ones are left out, never
+    null: today's web client drops a frame with a null there.
+
+    Args:
+        row: a mapping with the agents columns; the jsonb ones as JSON text or as decoded values.
+    """
+    summary = {"id": row["id"], "name": row["name"], "type": row["type"],
+               "status": row["status"]}  # fmt: skip
+    for key, column in STATUS_EXTRAS:
+        value = row.get(column)  # rows selected without these columns have none
+        value = json_value(value) if column != "model" else value
+        if value is not None:
+            summary[key] = value
+    return summary
+
+
+def json_value(value: Any) -> Any:
+    """A jsonb column's value: asyncpg hands jsonb over as text; None and garbage → None."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
 
 
 def agent_status(row: Any) -> dict[str, Any]:
     return {"type": "server:agent_status", "agent": agent_summary(row)}
+
+
+def agents_changed() -> dict[str, Any]:
+    """To a user's clients: their gateways or agents changed; refetch the lists (631a1ad)."""
+    return {"type": "server:agents_changed"}
 
 
 def message_chunk(

@@ -80,6 +80,7 @@ class Hub:
         self.by_user: dict[str, dict[str, LiveSession]] = {}
         self.rooms: dict[str, dict[str, LiveSession]] = {}
         self.agents: dict[str, str] = {}  # agent id → gateway session id
+        self.gateways: dict[str, set[str]] = {}  # gateway id → its authenticated session ids
         self.counts: dict[str, int] = {CLIENT: 0, GATEWAY: 0}
         self.controls: dict[str, ControlHandler] = {
             "revoke_user": _revoke_user,
@@ -143,6 +144,16 @@ class Hub:
     def bind_agent(self, session: LiveSession, agent_id: str) -> None:
         session.agents.add(agent_id)
         self.agents[agent_id] = session.id
+
+    def gateway_up(self, gateway_id: str, session_id: str) -> None:
+        self.gateways.setdefault(gateway_id, set()).add(session_id)
+
+    def gateway_down(self, gateway_id: str, session_id: str) -> None:
+        sessions = self.gateways.get(gateway_id)
+        if sessions is not None:
+            sessions.discard(session_id)
+            if not sessions:
+                del self.gateways[gateway_id]
 
     def count(self, kind: str) -> int:
         return self.counts.get(kind, 0)

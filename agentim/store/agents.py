@@ -6,8 +6,8 @@ api.md §9, §14.4; realtime.md §4-§5; D13 (`deleted_agents` outlives restarts
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from typing import Final
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
 
 from agentim.store.db import Conn, Row
 
@@ -16,7 +16,9 @@ _ENRICHED: Final = (
     "SELECT a.*, g.id AS gw_id, g.user_id AS owner_id, g.hostname, g.platform, g.arch, "
     "g.node_version FROM agents a LEFT JOIN gateways g ON g.id = a.gateway_id"
 )
-_SUMMARY: Final = "id, name, type, status"
+# What `server:agent_status` carries (protocol.gateway.agent_summary).
+_SUMMARY: Final = "id, name, type, status, slash_commands, mcp_servers, model"
+VISIBILITIES: Final = ("private", "all", "whitelist")
 
 
 async def get_agent(conn: Conn, agent_id: str) -> Row | None:
@@ -32,22 +34,59 @@ async def list_user_agents(conn: Conn, user_id: str, *, limit: int, offset: int)
     )  # fmt: skip
 
 
+def is_agent_visible(agent: Mapping[str, Any], user_id: str) -> bool:
+    """Another user's agent is visible to `user_id` (owners see their own; callers check that).
+
+    `all` shows it to everyone, `whitelist` to the users listed in `visibility_list`.
+    """
+    visibility = agent["visibility"]
+    if visibility == "all":
+        return True
+    if visibility != "whitelist":
+        return False
+    listed = json_list(agent["visibility_list"])
+    return user_id in listed
+
+
+def json_list(value: Any) -> list[Any]:
+    """A jsonb array column (text from asyncpg) as a list; anything else → []."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return []
+    return value if isinstance(value, list) else []
+
+
+# The same rule in SQL: jsonb `?` is "has this string as an array element".
+_VISIBLE_SQL: Final = (
+    "(a.visibility = 'all' OR (a.visibility = 'whitelist' AND a.visibility_list ? $1))"
+)
+
+
 async def list_shared_agents(conn: Conn, user_id: str, *, limit: int, offset: int) -> list[Row]:
-    """Shared agents of other users, with the owner's display name (`owner_name`)."""
+    """Other users' agents visible to this user, with the owner's display name (`owner_name`).
+
+    The whitelist is applied before paging, so a page is never short of visible agents.
+    """
     return await conn.fetch(
         "SELECT e.*, u.display_name AS owner_name FROM "
-        f"({_ENRICHED} WHERE a.visibility = 'shared' AND g.user_id <> $1) e "
+        f"({_ENRICHED} WHERE {_VISIBLE_SQL} AND g.user_id <> $1) e "
         "LEFT JOIN users u ON u.id = e.owner_id ORDER BY e.created_at, e.id LIMIT $2 OFFSET $3",
         user_id, limit, offset,
     )  # fmt: skip
 
 
-async def update_visibility(conn: Conn, agent_id: str, visibility: str | None, now: str) -> None:
-    """Set `visibility` when given, and `updated_at` always (api.md §9.5)."""
+async def update_agent(conn: Conn, agent_id: str, changes: Mapping[str, Any], now: str) -> None:
+    """Set the given columns (`name`, `visibility`, `visibility_list`) and `updated_at`."""
+    names = [name for name in ("name", "visibility", "visibility_list") if name in changes]
+    values = [
+        json.dumps(changes[name]) if name == "visibility_list" else changes[name] for name in names
+    ]
+    sets = "".join(f", {name} = ${index}" for index, name in enumerate(names, start=3))
     await conn.execute(
-        "UPDATE agents SET visibility = COALESCE($2, visibility), updated_at = $3 WHERE id = $1",
-        agent_id, visibility, now,
-    )  # fmt: skip
+        f"UPDATE agents SET updated_at = $2{sets} WHERE id = $1", agent_id, now, *values
+    )
 
 
 async def delete_agent(tx: Conn, agent_id: str, *, user_id: str, now: str) -> list[str]:
@@ -98,24 +137,33 @@ async def offline_same_name(tx: Conn, *, gateway_id: str, name: str, agent_id: s
 
 async def upsert_agent(
     tx: Conn, *, agent_id: str, name: str, agent_type: str, gateway_id: str,
-    working_directory: str | None, capabilities: Sequence[str] | None, now: str,
+    working_directory: str | None, capabilities: Sequence[str] | None,
+    slash_commands: Sequence[Mapping[str, str]] | None, mcp_servers: Sequence[str] | None,
+    model: str | None, now: str,
 ) -> Row:  # fmt: skip
     """Insert or update the agent as online (realtime.md §5.1 step 4).
 
-    An existing row keeps its `gateway_id` and `visibility`.
+    An existing row keeps its `gateway_id`, `visibility` and `visibility_list`; what the
+    gateway reports (commands, MCP servers, model) replaces what was stored, absent → NULL.
     """
-    caps = json.dumps(list(capabilities)) if capabilities is not None else None
     row = await tx.fetchrow(
         "INSERT INTO agents (id, name, type, status, gateway_id, working_directory, "
-        "capabilities, connection_type, last_seen_at, created_at, updated_at) "
-        "VALUES ($1, $2, $3, 'online', $4, $5, $6, 'cli', $7, $7, $7) "
+        "capabilities, connection_type, slash_commands, mcp_servers, model, last_seen_at, "
+        "created_at, updated_at) "
+        "VALUES ($1, $2, $3, 'online', $4, $5, $6, 'cli', $8, $9, $10, $7, $7, $7) "
         "ON CONFLICT (id) DO UPDATE SET name = $2, type = $3, status = 'online', "
         "working_directory = $5, capabilities = $6, connection_type = 'cli', "
+        "slash_commands = $8, mcp_servers = $9, model = $10, "
         f"last_seen_at = $7, updated_at = $7 RETURNING {_SUMMARY}",
-        agent_id, name, agent_type, gateway_id, working_directory, caps, now,
+        agent_id, name, agent_type, gateway_id, working_directory, _json(capabilities), now,
+        _json(slash_commands), _json(mcp_servers), model,
     )  # fmt: skip
     assert row is not None
     return row
+
+
+def _json(value: Sequence[Any] | None) -> str | None:
+    return json.dumps(list(value)) if value is not None else None
 
 
 async def set_status(
@@ -198,11 +246,13 @@ WITH member AS (
     ON CONFLICT (id) DO NOTHING RETURNING id
 ), st AS (
     UPDATE agents SET status = 'online', last_seen_at = $7, updated_at = $7
-    WHERE id = $3 AND $8 AND EXISTS (SELECT 1 FROM ins) RETURNING id, name, type, status
+    WHERE id = $3 AND $8 AND EXISTS (SELECT 1 FROM ins)
+    RETURNING id, name, type, status, slash_commands, mcp_servers, model
 )
 SELECT (SELECT ok FROM member) AS member, (SELECT id FROM ins) AS inserted,
        (SELECT name FROM st) AS name, (SELECT type FROM st) AS type,
-       (SELECT status FROM st) AS status,
+       (SELECT status FROM st) AS status, (SELECT slash_commands FROM st) AS slash_commands,
+       (SELECT mcp_servers FROM st) AS mcp_servers, (SELECT model FROM st) AS model,
        ARRAY(SELECT room_id FROM room_members WHERE member_id = $3
              AND member_type = 'agent') AS room_ids
 """

@@ -4,6 +4,8 @@ Redis keys (D12, D14, D17):
 - `agent:gw:<agentId>` → the hub process id holding the agent's gateway; `agent:hub:<processId>`
   is the set of agents a process holds. A process is alive while `presence:hub:<processId>`
   exists (its heartbeat), so bindings left by a crashed process read as offline.
+- `gw:live:<gatewayId>` → the set of `<processId> <socketId>` holding a socket authenticated as
+  that gateway; members of dead processes read as not connected (same liveness rule).
 - `perm:<requestId>` → a pending permission request (JSON) with a TTL; `perm:room:<roomId>` is
   the set of a room's pending request ids, re-sent to clients that join the room.
 """
@@ -52,6 +54,22 @@ return owned
 """
 
 
+# ARGV: the key prefix, then gateway ids; returns the ids with a socket on a live process.
+_LIVE_GATEWAYS_LUA: Final = """
+local live = {}
+for i = 2, #ARGV do
+  for _, member in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'gw:live:' .. ARGV[i])) do
+    local pid = string.match(member, '^(%S+)')
+    if pid and redis.call('EXISTS', ARGV[1] .. 'presence:hub:' .. pid) == 1 then
+      table.insert(live, ARGV[i])
+      break
+    end
+  end
+end
+return live
+"""
+
+
 async def upsert_gateway(
     conn: Conn, *, gateway_id: str, user_id: str, hostname: str, platform: str, arch: str,
     node_version: str, now: str,
@@ -77,9 +95,56 @@ async def mark_disconnected(conn: Conn, gateway_id: str, now: str) -> None:
 
 
 async def list_user_gateways(conn: Conn, user_id: str) -> list[Row]:
+    """The user's gateways, ephemeral ones (started for a single run) left out (A18)."""
     return await conn.fetch(
-        "SELECT * FROM gateways WHERE user_id = $1 ORDER BY created_at, id", user_id
-    )
+        "SELECT * FROM gateways WHERE user_id = $1 AND NOT ephemeral ORDER BY created_at, id",
+        user_id,
+    )  # fmt: skip
+
+
+async def get_gateway(conn: Conn, gateway_id: str, *, for_update: bool = False) -> Row | None:
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT * FROM gateways WHERE id = $1{lock}", gateway_id)
+
+
+async def list_offline_since(conn: Conn, cutoff: str, *, limit: int) -> list[Row]:
+    """Gateways disconnected before `cutoff` (ISO text), locked; rows another process has
+    locked are skipped, so concurrent sweepers never take the same gateway."""
+    return await conn.fetch(
+        "SELECT id, user_id FROM gateways WHERE disconnected_at IS NOT NULL "
+        "AND disconnected_at < $1 ORDER BY disconnected_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        cutoff, limit,
+    )  # fmt: skip
+
+
+async def delete_gateway(
+    tx: Conn, gateway_id: str, *, tombstone_for: str | None, now: str
+) -> tuple[list[str], list[str]]:
+    """Delete the gateway, its agents (FK cascade) and their room memberships.
+
+    Args:
+        tombstone_for: when set, the agents get deleted-agent tombstones (D13) naming this
+            user, so their gateway cannot register them again.
+
+    Returns:
+        (the deleted agent ids, the ids of the rooms they were members of).
+    """
+    agent_ids = [r["id"] for r in await tx.fetch(
+        "SELECT id FROM agents WHERE gateway_id = $1 ORDER BY id", gateway_id)]  # fmt: skip
+    rooms = await tx.fetch(
+        "DELETE FROM room_members WHERE member_type = 'agent' AND member_id = ANY($1::text[]) "
+        "RETURNING room_id",
+        agent_ids,
+    )  # fmt: skip
+    if tombstone_for is not None and agent_ids:
+        await tx.execute(
+            "INSERT INTO deleted_agents (agent_id, user_id, deleted_at) "
+            "SELECT unnest($1::text[]), $2, $3 "
+            "ON CONFLICT (agent_id) DO UPDATE SET user_id = $2, deleted_at = $3",
+            agent_ids, tombstone_for, now,
+        )  # fmt: skip
+    await tx.execute("DELETE FROM gateways WHERE id = $1", gateway_id)
+    return agent_ids, list(dict.fromkeys(r["room_id"] for r in rooms))
 
 
 class GatewayKv:
@@ -111,6 +176,22 @@ class GatewayKv:
     async def process_agents(self, process_id: str) -> set[str]:
         """The agents bound to this process (not since taken over by another one)."""
         found = await self._kv.eval_script(_OWNED_LUA, [], [self._kv.prefix, process_id])
+        return _names(found)
+
+    # live gateway sockets (A18) -------------------------------------------------------------
+    async def gateway_up(self, gateway_id: str, process_id: str, socket_id: str) -> None:
+        await self._kv.sadd_expire(f"gw:live:{gateway_id}", f"{process_id} {socket_id}",
+                                   BINDING_TTL_S)  # fmt: skip
+
+    async def gateway_down(self, gateway_id: str, process_id: str, socket_id: str) -> None:
+        await self._kv._call(self._kv.client.srem, self._kv.key(f"gw:live:{gateway_id}"),
+                             f"{process_id} {socket_id}")  # fmt: skip
+
+    async def live_gateways(self, gateway_ids: Sequence[str]) -> set[str]:
+        """The gateways among `gateway_ids` with a socket on a live hub process."""
+        if not gateway_ids:
+            return set()
+        found = await self._kv.eval_script(_LIVE_GATEWAYS_LUA, [], [self._kv.prefix, *gateway_ids])
         return _names(found)
 
     async def forget_process(self, process_id: str) -> None:

@@ -75,9 +75,9 @@ async def user_exists(conn: Conn, user_id: str) -> bool:
 
 
 async def get_agent_owner(conn: Conn, agent_id: str) -> Row | None:
-    """The agent's visibility and its gateway owner's id (`owner_id`), or None."""
+    """The agent's visibility (and list) and its gateway owner's id (`owner_id`), or None."""
     return await conn.fetchrow(
-        "SELECT a.visibility, g.user_id AS owner_id FROM agents a "
+        "SELECT a.visibility, a.visibility_list, g.user_id AS owner_id FROM agents a "
         "JOIN gateways g ON g.id = a.gateway_id WHERE a.id = $1",
         agent_id,
     )  # fmt: skip

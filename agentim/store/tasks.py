@@ -8,7 +8,9 @@ from typing import Any, Final
 from agentim.store.db import Conn, Row
 
 # The columns an update may set; keys of `changes` are checked against this (no SQL from input).
-UPDATABLE: Final = ("title", "description", "status", "assignee_id", "assignee_type")
+UPDATABLE: Final = (
+    "title", "description", "status", "result", "due_date", "assignee_id", "assignee_type",
+)  # fmt: skip
 
 
 async def get_task(conn: Conn, task_id: str, *, for_update: bool = False) -> Row | None:
@@ -37,12 +39,14 @@ async def list_room_tasks(conn: Conn, room_id: str, *, limit: int, offset: int) 
 async def insert_task(
     conn: Conn, *, task_id: str, room_id: str, title: str, description: str,
     assignee_id: str | None, assignee_type: str | None, created_by_id: str, now: str,
+    due_date: str | None = None,
 ) -> Row:  # fmt: skip
     row = await conn.fetchrow(
         "INSERT INTO tasks (id, room_id, title, description, status, assignee_id, assignee_type, "
-        "created_by_id, created_at, updated_at) "
-        "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $8) RETURNING *",
+        "created_by_id, created_at, updated_at, due_date) "
+        "VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $8, $9) RETURNING *",
         task_id, room_id, title, description, assignee_id, assignee_type, created_by_id, now,
+        due_date,
     )  # fmt: skip
     assert row is not None  # INSERT … RETURNING always yields the row
     return row

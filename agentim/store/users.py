@@ -115,6 +115,19 @@ async def list_users(conn: Conn, *, limit: int, offset: int) -> list[Row]:
     )
 
 
+async def search_users(conn: Conn, user_id: str, text: str, *, limit: int) -> list[Row]:
+    """Other users whose username or display name contains `text`, case-insensitively.
+
+    `%`, `_` and `\\` in `text` match themselves (AgentIM passes them on as wildcards).
+    """
+    pattern = "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    return await conn.fetch(
+        "SELECT id, username, display_name, avatar_url FROM users WHERE id <> $1 "
+        "AND (username ILIKE $2 OR display_name ILIKE $2) ORDER BY username LIMIT $3",
+        user_id, pattern, limit,
+    )  # fmt: skip
+
+
 async def count_users(conn: Conn) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM users"))
 

@@ -114,8 +114,9 @@ class GatewayEndpoint:
         hub = self.services.hub
         mine = sorted(a for a in session.agents if hub.agents.get(a) is None)  # not taken over
         await agents.gateway_closed(
-            self.services, gateway_id=self.gateway_id, agent_ids=mine,
-            streams=self.streams.drain(), names=self.names,
+            self.services, user_id=session.user_id, gateway_id=self.gateway_id,
+            session_id=session.id, agent_ids=mine, streams=self.streams.drain(),
+            names=self.names,
         )  # fmt: skip
 
     # gateway:auth ----------------------------------------------------------------------------
@@ -127,10 +128,16 @@ class GatewayEndpoint:
             return
         if session.user_id and session.user_id != principal.user_id:
             await agents.agents_offline(self.services, sorted(session.agents))
+        if self.gateway_id and self.gateway_id != message.gateway_id:
+            await agents.gateway_gone(self.services, gateway_id=self.gateway_id,
+                                      session_id=session.id)  # fmt: skip
         session.authenticate(principal.user_id, principal.username)
         self.gateway_id = message.gateway_id
         self.services.hub.ensure_background(HEARTBEAT, presence.run_heartbeat, self.services)
         session.send_json(proto.gateway_auth_result())
+        await agents.gateway_authenticated(self.services, user_id=principal.user_id,
+                                           gateway_id=self.gateway_id,
+                                           session_id=session.id)  # fmt: skip
 
     async def _check(
         self, session: Session, message: proto.GatewayAuth
@@ -197,6 +204,7 @@ class GatewayEndpoint:
             return
         unbind(self.services.hub, agent_id)
         await agents.agents_offline(self.services, [agent_id])
+        await agents.agents_changed(self.services, session.user_id)
 
     async def agent_status(self, session: Session, message: proto.GatewayAgentStatus) -> None:
         if message.agent_id not in session.agents:

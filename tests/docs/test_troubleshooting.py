@@ -300,6 +300,8 @@ ENV_SAMPLES = {
     "MAX_AGENT_MESSAGE_BYTES": "2048",
     "UPLOAD_DIR": "/srv/uploads",
     "REDIS_KEY_PREFIX": "chat:",
+    "GATEWAY_MAX_OFFLINE_DAYS": "7",
+    "GATEWAY_CLEANUP_INTERVAL": "3600000",
 }
 ALIASES = {"NODE_ENV"}  # read as a fallback; .env.example mentions it rather than setting it
 

@@ -29,7 +29,7 @@ from tests.helpers import RunningHub, signed_in_user
         (json.dumps({"type": "gateway:register_agent", "agent": {"id": "a", "name": "n",
                                                                  "type": "robot"}}),
          "Gateway sent invalid message format: Invalid enum value. Expected 'claude-code' | "
-         "'codex' | 'gemini' | 'cursor' | 'generic', received 'robot'"),
+         "'codex' | 'gemini' | 'generic', received 'robot'"),
         (json.dumps({"type": "gateway:message_chunk", "roomId": "r", "agentId": "",
                      "messageId": "m", "chunk": {"type": "text", "content": "x"}}),
          "Gateway sent invalid message format: String must contain at least 1 character(s)"),

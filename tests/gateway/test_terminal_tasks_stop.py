@@ -86,10 +86,15 @@ async def test_task_update_from_a_gateway(
         assert (f"Gateway {gateway.gateway_id} has no agents in room {other_room}, rejecting "
                 "task update") in caplog.text  # fmt: skip
         task = update["task"]
-        assert (task["id"], task["status"], task["description"]) == (
+        assert (task["id"], task["status"], task["description"], task["result"]) == (
             tasks[0]["id"],
             "completed",
             "all done",
+            "all done",
         )
+        assert "assigneeId" not in task and "dueDate" not in task  # no nulls in frames (E15)
+    stored = await hub.services.db.fetchval("SELECT result FROM tasks WHERE id = $1",
+                                            tasks[0]["id"])  # fmt: skip
+    assert stored == "all done"
     row = await hub.services.db.fetchrow("SELECT * FROM tasks WHERE id = $1", tasks[1]["id"])
     assert row is not None and row["status"] == "pending"

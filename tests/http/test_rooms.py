@@ -368,7 +368,8 @@ async def test_update_room_can_clear_prompt_and_router(
     data = response.json()["data"]
     assert (data["routerId"], data["systemPrompt"], data["name"]) == (None, None, "r")
     [update] = events  # no agent members: no room_context
-    assert update.message["room"] == data
+    # the frame leaves out the prompt (optional, never null); routerId may be null (E15)
+    assert update.message["room"] == {k: v for k, v in data.items() if k != "systemPrompt"}
 
 
 async def test_update_room_refusals_change_nothing_and_publish_nothing(
@@ -501,7 +502,7 @@ async def test_add_agent_member_follows_the_shared_agent_rule(
     room_id = await create_room(hub, alice)
     own = await insert_agent(hub, alice, name="own")
     bobs_private = await insert_agent(hub, bob, name="secret")
-    bobs_shared = await insert_agent(hub, bob, visibility="shared", name="shared")
+    bobs_shared = await insert_agent(hub, bob, visibility="all", name="shared")
     events = capture(hub)
 
     async def add(agent_id: str) -> httpx.Response:

@@ -15,8 +15,13 @@ from agentim.protocol.timefmt import iso_now
 from tests.helpers import RunningHub, User, create_room, signed_in_user
 
 TIMEOUT_S = 20
-TASK_KEYS = ["id", "roomId", "title", "description", "status", "assigneeId", "assigneeType",
-             "createdById", "createdAt", "updatedAt"]  # fmt: skip
+TASK_KEYS = ["id", "roomId", "title", "description", "status", "result", "dueDate",
+             "assigneeId", "assigneeType", "createdById", "createdAt", "updatedAt"]  # fmt: skip
+
+
+def in_frame(task: dict[str, Any]) -> dict[str, Any]:
+    """The task as `server:task_update` carries it: REST's nulls left out (head-gap E15)."""
+    return {key: value for key, value in task.items() if value is not None}
 
 
 async def call(
@@ -80,7 +85,7 @@ async def test_a_member_creates_a_task_and_the_room_hears_of_it(
     assert task["createdAt"] == task["updatedAt"]
     [event] = hub.services.events.captured or []
     assert (event.target, event.target_id) == (Target.ROOM, room_id)
-    assert event.message == {"type": "server:task_update", "task": task}
+    assert event.message == {"type": "server:task_update", "task": in_frame(task)}
 
 
 async def test_create_checks_membership_before_the_body(
@@ -175,9 +180,9 @@ async def test_any_member_may_change_status_but_details_need_more(
     final = by_admin.json()["data"]
     assert final["status"] == "in_progress"
     assert [m["task"] for m in task_events(hub)] == [
-        moved.json()["data"],
-        renamed.json()["data"],
-        final,
+        in_frame(moved.json()["data"]),
+        in_frame(renamed.json()["data"]),
+        in_frame(final),
     ]
 
 
@@ -277,8 +282,8 @@ async def test_delete_is_for_the_creator_or_a_room_admin(
         == 0
     )
     assert task_events(hub) == [
-        {"type": "server:task_update", "task": first, "deleted": True},
-        {"type": "server:task_update", "task": second, "deleted": True},
+        {"type": "server:task_update", "task": in_frame(first), "deleted": True},
+        {"type": "server:task_update", "task": in_frame(second), "deleted": True},
     ]
 
 
@@ -318,10 +323,49 @@ async def test_a_gateway_update_sets_status_and_result_and_is_broadcast(
     assert done is not None and kept is not None
     assert (done["status"], done["description"]) == ("completed", "All tests pass")
     assert (kept["status"], kept["description"]) == ("failed", "All tests pass")
+    assert (done["result"], kept["result"]) == ("All tests pass", "All tests pass")
     assert (missing, invalid) == (None, None)
     assert task_events(hub) == [
-        {"type": "server:task_update", "task": done},
-        {"type": "server:task_update", "task": kept},
+        {"type": "server:task_update", "task": in_frame(done)},
+        {"type": "server:task_update", "task": in_frame(kept)},
     ]
     listed = await call(client, "GET", f"/api/tasks/rooms/{room_id}", owner)
     assert listed.json()["data"] == [kept]
+
+
+async def test_result_and_due_date(hub: RunningHub, client: httpx.AsyncClient) -> None:
+    owner, member = await signed_in_user(hub), await signed_in_user(hub)
+    room_id = await create_room(hub, owner, members=(member,))
+    due = "2027-03-01T09:30:00.000Z"
+    task = await create(client, owner, room_id, dueDate=due)
+    assert (task["dueDate"], task["result"]) == (due, None)
+    url = f"/api/tasks/{task['id']}"
+    hub.services.events.captured = []
+    updated = await call(client, "PUT", url, owner, {"result": "Shipped", "dueDate": None})
+    assert updated.status_code == 200, updated.text
+    assert (updated.json()["data"]["result"], updated.json()["data"]["dueDate"]) == (
+        "Shipped",
+        None,
+    )
+    row = await hub.services.db.fetchrow("SELECT result, due_date FROM tasks WHERE id = $1",
+                                         task["id"])  # fmt: skip
+    assert row is not None and (row["result"], row["due_date"]) == ("Shipped", None)
+    [frame] = task_events(hub)
+    assert frame["task"]["result"] == "Shipped" and "dueDate" not in frame["task"]
+    # result and dueDate are details: a plain member may not change them
+    refused = await call(client, "PUT", url, member, {"result": "mine"})
+    assert refused.status_code == 403
+    for body, field, message in (
+        ({"dueDate": "2027-03-01"}, "dueDate", "Invalid datetime"),
+        ({"dueDate": "2027-02-30T00:00:00Z"}, "dueDate", "Invalid datetime"),
+        ({"dueDate": "2027-03-01T09:30:00+02:00"}, "dueDate", "Invalid datetime"),
+        ({"dueDate": 5}, "dueDate", "Expected string, received number"),
+        ({"result": "r" * 100_001}, "result", "String must contain at most 100000 character(s)"),
+    ):
+        answer = await call(client, "PUT", url, owner, body)
+        assert answer.status_code == 400, body
+        assert answer.json()["fields"] == [{"field": field, "message": message}]
+    created = await call(client, "POST", f"/api/tasks/rooms/{room_id}", owner,
+                         {"title": "t", "dueDate": None})  # fmt: skip
+    assert created.json()["fields"] == [{"field": "dueDate",
+                                         "message": "Expected string, received null"}]  # fmt: skip
