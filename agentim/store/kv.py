@@ -294,7 +294,7 @@ class Kv:
         """Up to `count` entries of the events stream after `entry_id`, oldest first."""
         key = self.key(EVENTS_STREAM)
         reply = await self._raw("XREAD", "COUNT", count, "STREAMS", key, entry_id)
-        if reply is None:  # nothing after it
+        if not reply:  # nothing after it (the server's null; redis.asyncio makes it [])
             return []
         if not (isinstance(reply, list) and reply and isinstance(reply[0], list)):
             raise KvUnavailable(f"unexpected reply to XREAD: {reply!r:.100}")

@@ -16,7 +16,7 @@ import trio
 
 from agentim.protocol.events import Event, Target, encode_event, frame_event
 from agentim.store.bridge import aio
-from agentim.store.kv import EVENTS_STREAM, Kv, client_for, open_redis
+from agentim.store.kv import EVENTS_STREAM, Kv, client_for, open_redis, url_db
 from agentim.store.pubsub import EventBus, run_subscriber
 from agentim.store.resp import Connection, Pool
 from tests.store.test_resp import start_redis_server
@@ -50,7 +50,7 @@ def _event(n: int) -> Event:
 @asynccontextmanager
 async def _aio_only(url: str, prefix: str) -> AsyncIterator[Kv]:
     """A Kv without the native pool: the redis.asyncio path sentinel URLs take."""
-    kv = Kv(client_for(url), prefix=prefix)
+    kv = Kv(client_for(url), prefix=prefix, db=url_db(url))
     try:
         yield kv
     finally:
@@ -87,11 +87,14 @@ async def prefix(redis_url: str) -> AsyncIterator[str]:
 
 
 async def test_published_events_are_delivered_in_order(
-    bridge: None, nursery: trio.Nursery, redis_url: str, prefix: str, kv_factory: KvFactory
-) -> None:
+    bridge: None, nursery: trio.Nursery, redis_url: str, prefix: str, kv_factory: KvFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     sink = Sink()
     async with kv_factory(redis_url, prefix) as kv:
-        await nursery.start(run_subscriber, kv, sink)
+        with caplog.at_level(logging.INFO, logger="PubSub"):
+            await nursery.start(run_subscriber, kv, sink)
+        assert caplog.records == []  # subscribed at the first try
         bus = EventBus(kv, Sink())
         for n in range(5):
             await bus.publish(_event(n))
@@ -161,8 +164,9 @@ def _payload(n: int) -> bytes:
 
 
 async def test_hubs_on_other_databases_or_prefixes_of_one_server_never_see_each_others_events(
-    bridge: None, nursery: trio.Nursery, tmp_path: Path, kv_factory: KvFactory
-) -> None:
+    bridge: None, nursery: trio.Nursery, tmp_path: Path, kv_factory: KvFactory,
+    caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
     server = await start_redis_server(nursery, tmp_path)
     base = f"redis://127.0.0.1:{server.port}"
     shared = _prefix()
@@ -173,8 +177,10 @@ async def test_hubs_on_other_databases_or_prefixes_of_one_server_never_see_each_
         kv_factory(*places[1]) as kv2,
         kv_factory(*places[2]) as kv3,
     ):
-        for kv, sink in zip((kv1, kv2, kv3), sinks, strict=True):
-            await nursery.start(run_subscriber, kv, sink)
+        with caplog.at_level(logging.INFO, logger="PubSub"):
+            for kv, sink in zip((kv1, kv2, kv3), sinks, strict=True):
+                await nursery.start(run_subscriber, kv, sink)
+        assert caplog.records == []  # each subscribed at the first try
         for n, kv in enumerate((kv1, kv2, kv3)):
             await EventBus(kv, Sink()).publish(_event(n))
         for n, sink in enumerate(sinks):
@@ -182,6 +188,18 @@ async def test_hubs_on_other_databases_or_prefixes_of_one_server_never_see_each_
         await trio.sleep(0.3)
         assert [[e.message["n"] for e in sink.events] for sink in sinks] == [[0], [1], [2]]
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("url", "db"),
+    [("redis://h:6379", 0), ("redis://:pw@h:6379/3", 3), ("unix:///run/redis.sock?db=5", 5),
+     ("redis+sentinel://:pw@s1:26379,s2:26379/mymaster/7", 7),
+     ("redis+sentinel://s1:26379/mymaster", 0)],
+)  # fmt: skip
+def test_the_channel_carries_the_database_number_and_the_prefix(url: str, db: int) -> None:
+    assert url_db(url) == db
+    kv = Kv(client_for("redis://127.0.0.1:1/0"), prefix="p:", db=db)
+    assert kv.events_channel == f"p:agentim:events:{db}"
 
 
 async def test_with_redis_down_publish_delivers_locally_and_warns_once(
