@@ -140,15 +140,14 @@ async def _catch_up(kv: Kv, sink: EventSink, place: _Place) -> None:
         # Redis restarted (or was flushed) since: what the new stream holds was all stored
         # while this subscriber was away. (Also when it fell EVENTS_STREAM_MAXLEN behind.)
         log.info("Redis event stream was reset; reading it from its first entry")
-        position = START
+        position = place.position = START
     while True:
         entries = await kv.stream_after(position, CATCH_UP_BATCH)
         for entry_id, payload in entries:
             _deliver(sink, payload)
-            position = entry_id
+            position = place.position = entry_id  # a failure below: nothing delivered twice
         if len(entries) < CATCH_UP_BATCH:
             break
-    place.position = position
     place.skip = _id_key(position)
 
 
