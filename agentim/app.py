@@ -15,6 +15,7 @@ from agentim.http import (
     pipeline,
     rooms,
     routers,
+    spawn,
     static,
     tasks,
     uploads,
@@ -33,6 +34,7 @@ BLUEPRINTS = (
     routers.blueprint,
     messages.blueprint,
     tasks.blueprint,
+    spawn.blueprint,  # before agents: its /api/agents/* fallbacks must not take the path
     agents.blueprint,
     uploads.blueprint,
     files.blueprint,

@@ -1,6 +1,7 @@
 """JSON-lines logging: {time, level (numeric, pino scale), name, msg, ...extra}.
 
 Levels: 10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal (the seed guide's scale).
+A connection that keeps sending bad input logs its first warnings, not every one (LogBudget).
 """
 
 from __future__ import annotations
@@ -8,6 +9,10 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -67,10 +72,65 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+class LogBudget:
+    """How many warnings one connection logs: the first `limit` in each minute, then they
+    are only counted (the connection's owner logs the total when it closes). So a peer sending
+    junk in a loop costs a few lines a minute, and a long-lived connection still gets its later
+    warnings logged. Only warnings are budgeted: info and debug lines follow LOG_LEVEL, errors
+    are bugs and always pass."""
+
+    __slots__ = ("limit", "logged", "suppressed", "window_start")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.window_start = time.time()  # the clock of LogRecord.created
+        self.logged = 0  # in the current minute
+        self.suppressed = 0  # in all
+
+    def admit(self, record: logging.LogRecord) -> bool:
+        if not logging.WARNING <= record.levelno < logging.ERROR:
+            return True
+        if record.created - self.window_start >= BUDGET_WINDOW_S:
+            self.window_start, self.logged = record.created, 0
+        self.logged += 1
+        if self.logged <= self.limit:
+            return True
+        if self.logged == self.limit + 1:  # one more goes out, saying that the rest will not
+            record.msg, record.args = "%s (%s)", (record.getMessage(), BUDGET_SPENT)
+            return True
+        self.suppressed += 1
+        return False
+
+
+BUDGET_WINDOW_S: Final = 60.0
+BUDGET_SPENT: Final = "further warnings from this connection this minute are counted, not logged"
+_budget: ContextVar[LogBudget | None] = ContextVar("agentim_log_budget", default=None)
+
+
+@contextmanager
+def log_budget(limit: int) -> Iterator[LogBudget]:
+    """Records logged by this task (and tasks it starts) inside the block spend one budget."""
+    budget = LogBudget(limit)
+    token = _budget.set(budget)
+    try:
+        yield budget
+    finally:
+        _budget.reset(token)
+
+
+class BudgetFilter(logging.Filter):
+    """Applies the current task's LogBudget, if any (installed on the output handler)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        budget = _budget.get()
+        return budget is None or budget.admit(record)
+
+
 def configure(level_name: str, *, stream: Any = None) -> None:
     """Install the JSON formatter on the root logger at LOG_LEVEL."""
     handler = logging.StreamHandler(stream or sys.stdout)
     handler.setFormatter(JsonFormatter())
+    handler.addFilter(BudgetFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_PY_LEVELS.get(level_name, logging.INFO))

@@ -12,6 +12,7 @@ from agentim.http.ratelimit import RateLimiter
 from agentim.metrics import Metrics
 from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
+from agentim.routing.relay_requests import RelayState
 from agentim.settings import Settings
 from agentim.store.db import Database
 from agentim.store.kv import Kv
@@ -33,3 +34,4 @@ class Services:
     embedded_redis: bool = False
     started_at: float = attrs.field(factory=time.monotonic)
     conversations: Conversations = attrs.field(factory=Conversations)  # started by main
+    relays: RelayState = attrs.field(factory=RelayState)  # client ↔ gateway relays, this process

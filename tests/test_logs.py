@@ -56,3 +56,37 @@ def test_log_level_filters() -> None:
     logging.getLogger("DB").info("hidden")
     logging.getLogger("DB").error("shown")
     assert [json.loads(x)["msg"] for x in stream.getvalue().splitlines()] == ["shown"]
+
+
+def test_a_log_budget_holds_back_warnings_only() -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(logs.BudgetFilter())
+    log = logging.getLogger("BudgetTest")
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.DEBUG)
+    try:
+        with logs.log_budget(2) as budget:
+            for i in range(5):
+                log.warning("warn %d", i)
+                log.info("info %d", i)
+            log.error("error")
+        log.warning("after")
+    finally:
+        log.removeHandler(handler)
+    lines = stream.getvalue().splitlines()
+    assert lines[:3] == ["warn 0", "info 0", "warn 1"]
+    assert f"warn 2 ({logs.BUDGET_SPENT})" in lines
+    assert not {"warn 3", "warn 4"} & set(lines)
+    assert {f"info {i}" for i in range(5)} | {"error", "after"} <= set(lines)
+    assert budget.suppressed == 2
+
+
+def test_a_log_budget_starts_again_each_minute() -> None:
+    budget = logs.LogBudget(1)
+    record = logging.LogRecord("x", logging.WARNING, "", 0, "w", None, None)
+    assert [budget.admit(record) for _ in range(3)] == [True, True, False]
+    record.created = budget.window_start + logs.BUDGET_WINDOW_S
+    assert [budget.admit(record) for _ in range(3)] == [True, True, False]
+    assert budget.suppressed == 2

@@ -47,13 +47,14 @@ class Registration(enum.Enum):
 
 # gateways ------------------------------------------------------------------------------------
 async def connect_gateway(
-    services: Services, *, user_id: str, gateway_id: str, device: proto.DeviceInfo
-) -> bool:
+    services: Services, *, user_id: str, gateway_id: str, device: proto.DeviceInfo,
+    ephemeral: bool = False,
+) -> bool:  # fmt: skip
     """Upsert the gateway row on authentication; False when the id is another user's."""
     problem = await gateways.upsert_gateway(
         services.db, gateway_id=gateway_id, user_id=user_id, hostname=device.hostname,
         platform=device.platform, arch=device.arch, node_version=device.node_version,
-        now=iso_now(),
+        agentim_version=device.agentim_version, ephemeral=ephemeral, now=iso_now(),
     )  # fmt: skip
     return problem is None
 
@@ -243,13 +244,14 @@ def chunk_event(
 async def complete_agent_message(
     services: Services, *, room_id: str, agent_id: str, agent_name: str, message_id: str,
     content: str, chunks: list[proto.Chunk] | None, started: float | None = None,
-    mark_online: bool = True,
+    mark_online: bool = True, metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:  # fmt: skip
     """Persist an agent reply and announce it (realtime.md §4.2 steps 3 and 5-9, D5).
 
     The reply gets a fresh id when the gateway's `message_id` is taken (the reference gateway
     reuses the user message id), so no reply is dropped. Then `server:message_complete` goes to
     the room and, with `mark_online`, the agent is set online and its status announced.
+    `metadata` (`{targetAgentName}`) is stored with the message and carried by the broadcast.
 
     Returns:
         The message as broadcast, or None when the agent is not a member of the room (logged).
@@ -258,14 +260,14 @@ async def complete_agent_message(
     saved = await _insert_reply(
         services, message_id=message_id, room_id=room_id, agent_id=agent_id,
         agent_name=agent_name, content=content, chunks_json=_chunks_json(agent_id, chunks),
-        now=now, set_online=mark_online,
+        now=now, set_online=mark_online, metadata_json=dumps(metadata) if metadata else None,
     )  # fmt: skip
     if saved is None:
         log.warning("Agent %s is not a member of room %s, dropping message", agent_id, room_id)
         return None
     message = proto.agent_message(message_id=saved["inserted"], room_id=room_id,
                                   agent_id=agent_id, agent_name=agent_name, content=content,
-                                  chunks=chunks, created_at=now)  # fmt: skip
+                                  chunks=chunks, created_at=now, metadata=metadata)  # fmt: skip
     _count_reply(services, started)
     await services.events.publish(
         frame_event(Target.ROOM, room_id, proto.message_complete(message))

@@ -50,6 +50,7 @@ class Sent:
 
     message: dict[str, Any]  # as broadcast (sanitized content, parsed mentions)
     agents: list[dict[str, Any]]  # the room's agent members when it was stored
+    may_command: bool = True  # the sender meets the room's agentCommandRole (B8)
 
 
 async def send_message(
@@ -161,7 +162,7 @@ def _accepted(item: store.NewMessage, outcome: store.SendOutcome, user_id: str,
         sender_name=username, content=item.content, reply_to_id=item.reply_to_id,
         mentions=item.mentions, attachments=outcome.attachments, created_at=item.now,
     )  # fmt: skip
-    return Sent(message, outcome.agents)
+    return Sent(message, outcome.agents, outcome.may_command)
 
 
 def _new_message_event(sent: Sent) -> Event:

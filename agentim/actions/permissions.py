@@ -66,9 +66,11 @@ async def _store(services: Services, frame: dict[str, Any], timeout_ms: int) -> 
 
 
 async def answer_permission(
-    services: Services, user_id: str, request_id: str, decision: str
-) -> bool:
-    """A room member's `client:permission_response` (allow or deny) goes to the gateway.
+    services: Services, user_id: str, request_id: str, decision: str,
+    deny_reason: str | None = None,
+) -> bool:  # fmt: skip
+    """A room member's `client:permission_response` (allow, allowAlways or deny, with the
+    optional `denyReason`) goes to the gateway.
 
     Unknown, answered or expired requests and non-members are ignored (debug/warn log).
 
@@ -92,7 +94,7 @@ async def answer_permission(
     if claimed is None:
         return False  # another member (or the expiry) was first
     agent_id = claimed["agentId"]
-    response = proto.permission_response(request_id, agent_id, decision)
+    response = proto.permission_response(request_id, agent_id, decision, deny_reason)
     await services.events.publish(frame_event(Target.AGENT, agent_id, response))
     return True
 

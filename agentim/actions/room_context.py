@@ -6,12 +6,15 @@ Built from the committed (or in-transaction) rows; the caller publishes the even
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Final
 
 from agentim.actions.serialize import room_frame_json
 from agentim.protocol.events import Event, Target, frame_event
-from agentim.store import rooms
+from agentim.store import messages, rooms
 from agentim.store.db import Conn, Row
+
+RECENT_MESSAGES: Final = 20  # 631a1ad: the context's recentMessages
+RECENT_MESSAGE_CHARS: Final = 500  # each one's content, cut
 
 
 async def room_context_events(
@@ -29,10 +32,15 @@ async def room_context_events(
     if room is None:
         return []
     rows = await rooms.list_context_members(conn, room_id)
-    context = room_context(room, rows)
     agent_ids = [row["agent_id"] for row in rows if row["agent_id"] is not None]
     if agent_id is not None:
         agent_ids = [a for a in agent_ids if a == agent_id]
+    if not agent_ids:
+        return []  # nobody to tell: spare the messages query
+    recent = await messages.list_context_messages(
+        conn, room_id, limit=RECENT_MESSAGES, chars=RECENT_MESSAGE_CHARS
+    )
+    context = room_context(room, rows, recent)
     return [_context_event(a, context) for a in agent_ids]
 
 
@@ -41,13 +49,20 @@ def _context_event(agent_id: str, context: dict[str, Any]) -> Event:
     return frame_event(Target.AGENT, agent_id, message)
 
 
-def room_context(room: Row, rows: list[Row]) -> dict[str, Any]:
+def room_context(room: Row, rows: list[Row], recent: list[Row] | None = None) -> dict[str, Any]:
     context: dict[str, Any] = {"roomId": room["id"], "roomName": room["name"]}
     if room["system_prompt"] is not None:
         context["systemPrompt"] = room["system_prompt"]
     members = (_member(row) for row in rows)
     context["members"] = [m for m in members if m is not None]
+    context["recentMessages"] = [_recent(row) for row in recent or ()]
     return context
+
+
+def _recent(row: Row) -> dict[str, Any]:
+    """A RoomContextMessage: who said what (cut to 500 characters) and when."""
+    return {"senderName": row["sender_name"], "senderType": row["sender_type"],
+            "content": row["content"], "createdAt": row["created_at"]}  # fmt: skip
 
 
 def _member(row: Row) -> dict[str, Any] | None:

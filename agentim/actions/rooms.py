@@ -50,7 +50,7 @@ def _router_gone(exc: DbError) -> bool:
 async def create_room(
     services: Services, *, user_id: str, ip: str | None, name: str, room_type: str,
     broadcast_mode: bool, system_prompt: str | None, router_id: str | None,
-    member_ids: list[str],
+    member_ids: list[str], agent_command_role: str = "member",
 ) -> dict[str, Any]:  # fmt: skip
     """Create a room with the caller as owner and `member_ids` as members (api.md §6.2).
 
@@ -65,7 +65,7 @@ async def create_room(
             row = await store.insert_room(
                 tx, room_id=room_id, name=sanitize_text(name), room_type=room_type,
                 broadcast_mode=broadcast_mode, system_prompt=system_prompt, router_id=router_id,
-                created_by_id=user_id, now=now,
+                created_by_id=user_id, now=now, agent_command_role=agent_command_role,
             )  # fmt: skip
             if len(await store.existing_user_ids(tx, others)) != len(others):
                 raise bad_request("One or more users not found")
@@ -86,7 +86,7 @@ async def create_room(
 async def update_room(
     services: Services, *, user_id: str, ip: str | None, room_id: str, changes: dict[str, Any]
 ) -> dict[str, Any]:
-    """Change name, broadcastMode, systemPrompt and/or routerId (api.md §6.4)."""
+    """Change name, broadcastMode, systemPrompt, routerId and/or agentCommandRole (api.md §6.4)."""
     if not await is_room_admin(services.db, user_id, room_id):
         raise forbidden("Only room owner or admin can update settings")
     if isinstance(changes.get("routerId"), str):

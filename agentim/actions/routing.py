@@ -12,9 +12,10 @@ from typing import Any, Final
 
 import trio
 
+from agentim.actions.busy import Cooldowns, offline_notice
 from agentim.actions.messages import Sent
 from agentim.protocol import gateway as proto
-from agentim.protocol.events import Target, frame_event
+from agentim.protocol.events import Event, Target, frame_event
 from agentim.protocol.ids import new_id
 from agentim.protocol.mentions import parse_mentions
 from agentim.routing.ai_selector import (
@@ -94,7 +95,32 @@ async def _route_user_message(services: Services, hop: Hop) -> None:
     if members and not targets.agent_ids:
         targets = await _broadcast(services, message, members)
     _log_decision(hop, targets, quiet=not members)
-    await deliver_to_agents(services, _deliveries(hop, targets, sender_type="user", depth=0))
+    await _deliver_user_message(services, hop, targets)
+
+
+async def _deliver_user_message(services: Services, hop: Hop, targets: Targets) -> None:
+    """631a1ad's notices (head-gap B18): the sender hears that a backlogged agent needs a
+    pause, the room that an agent is offline; neither is stored."""
+    message = hop.message
+    names = {member.id: member.name for member in hop.members}
+    cooldowns = Cooldowns(services, message["senderId"], message["roomId"])
+    deliveries: list[dict[str, Any]] = []
+    notices: list[Event] = []
+    for delivery in _deliveries(hop, targets, sender_type="user", depth=0):
+        agent_id = delivery["agentId"]
+        refused = await cooldowns.refuse(agent_id, names.get(agent_id, agent_id))
+        if refused is None:
+            deliveries.append(delivery)
+        else:
+            notices.append(refused)
+    offline = await _deliver(services, deliveries)
+    for delivery in deliveries:
+        agent_id = delivery["agentId"]
+        if agent_id in offline:
+            notices.append(offline_notice(message["roomId"], names.get(agent_id, agent_id)))
+        else:
+            await cooldowns.delivered(agent_id)
+    await services.events.publish_all(notices)
 
 
 async def _broadcast(
@@ -142,7 +168,9 @@ async def _route_agent_message(services: Services, hop: Hop, sender_id: str) -> 
         log.warning("Agent %s rate limited, message saved but not routed", sender_id)
         _log_decision(hop, nobody(f"agent {sender_id} rate limited"))
         return
-    mentions = parse_mentions(message["content"])
+    target = target_agent_name(message)
+    # 631a1ad: a reply addressed to one agent goes to it alone, mentioned or not; same checks.
+    mentions = [target] if target else parse_mentions(message["content"])
     if not mentions:
         _log_decision(hop, nobody("no mentions in the agent reply"), quiet=True)
         return
@@ -158,6 +186,12 @@ async def _route_agent_message(services: Services, hop: Hop, sender_id: str) -> 
     await deliver_to_agents(services, _deliveries(hop, targets, sender_type="agent", depth=depth))
 
 
+def target_agent_name(message: Mapping[str, Any]) -> str | None:
+    """The agent a reply is addressed to (`metadata.targetAgentName`), if any."""
+    value = (message.get("metadata") or {}).get("targetAgentName")
+    return value if isinstance(value, str) and value else None
+
+
 async def _chain_targets(
     services: Services, hop: Hop, sender_id: str, mentions: list[str]
 ) -> Targets:
@@ -171,7 +205,10 @@ async def _chain_targets(
         for agent_id in chain_targets(mentions, members, sender_id)
         if await visited.allows(agent_id)
     ]
-    return Targets(DIRECT, allowed) if allowed else nobody("no unvisited agent member mentioned")
+    if allowed:
+        return Targets(DIRECT, allowed)
+    return nobody("no unvisited agent member " + ("targeted" if target_agent_name(hop.message)
+                                                  else "mentioned"))  # fmt: skip
 
 
 async def _rate_limited(services: Services, agent_id: str, config: RouterConfig | None) -> bool:
@@ -285,21 +322,26 @@ async def deliver_to_agents(services: Services, deliveries: Sequence[dict[str, A
     Returns:
         How many were sent.
     """
+    return len(deliveries) - len(await _deliver(services, deliveries))
+
+
+async def _deliver(services: Services, deliveries: Sequence[dict[str, Any]]) -> set[str]:
+    """deliver_to_agents; returns the ids of the offline agents (not sent to)."""
     if not deliveries:
-        return 0
+        return set()
     ids = list(dict.fromkeys(d["agentId"] for d in deliveries))
     try:
         live = await GatewayKv(services.kv).live_agents(ids)
     except KvUnavailable:
         live = set(ids)
-    sent = 0
+    offline: set[str] = set()
     for delivery in deliveries:
         agent_id = delivery["agentId"]
         if agent_id not in live:
             log.warning("Agent %s is offline; message %s not delivered", agent_id,
                         delivery["messageId"])  # fmt: skip
             services.metrics.undeliverable_total.inc()
+            offline.add(agent_id)
             continue
         await services.events.publish(frame_event(Target.AGENT, agent_id, delivery))
-        sent += 1
-    return sent
+    return offline

@@ -45,6 +45,7 @@ def room_json(row: Row) -> dict[str, Any]:
         "broadcastMode": row["broadcast_mode"],
         "systemPrompt": row["system_prompt"],
         "routerId": row["router_id"],
+        "agentCommandRole": row["agent_command_role"],
         "createdById": row["created_by_id"],
         "createdAt": row["created_at"],
         "updatedAt": row["updated_at"],
@@ -113,6 +114,9 @@ def message_json(
     chunks = _parse_chunks(row["chunks"])
     if chunks is not None:
         message["chunks"] = chunks
+    metadata = _parse_chunks(row.get("metadata"))  # {targetAgentName} of an agent's reply
+    if isinstance(metadata, dict) and metadata:
+        message["metadata"] = metadata
     message["createdAt"] = row["created_at"]
     message["updatedAt"] = row["updated_at"]
     if attachments:

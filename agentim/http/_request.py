@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from typing import Any, Final, TypeVar, cast
@@ -12,15 +11,15 @@ from quart import Response, current_app, g, request
 
 from agentim.auth.revocation import revoked_cutoff
 from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
-from agentim.errors import AgentImError, forbidden, unauthorized
+from agentim.errors import AgentImError, ValidationFailed, forbidden, unauthorized
 from agentim.protocol.envelope import dumps
 from agentim.protocol.ids import is_valid_path_id
+from agentim.protocol.storable import UNSTORABLE_TEXT, unstorable_path
 from agentim.services import Services
 from agentim.store import users
 
 F = TypeVar("F", bound=Callable[..., Awaitable[Any]])
 _NO_DATA: Final = object()
-_UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
 
 
 def services() -> Services:
@@ -48,24 +47,23 @@ def ok(data: Any = _NO_DATA, status: int = 200, **extra: Any) -> Response:
 async def json_body() -> Any:
     """The body parsed as JSON whatever the Content-Type; else 400 `Invalid JSON body`.
 
-    Strings are made storable: PostgreSQL text holds no NUL and no unpaired surrogate, so those
-    become U+FFFD rather than a 500 at insert time.
+    A string PostgreSQL cannot store (NUL, an unpaired surrogate: protocol/storable) is refused
+    here for every route, as 400 `Validation failed` naming the field.
     """
     raw = await request.get_data(as_text=False)
     try:
-        return storable(json.loads(raw))
+        body = json.loads(raw)
     except (ValueError, UnicodeDecodeError, RecursionError):
         raise AgentImError(400, "Invalid JSON body") from None
+    refuse_unstorable(body)
+    return body
 
 
-def storable(value: Any) -> Any:
-    if isinstance(value, str):
-        return _UNSTORABLE.sub("\ufffd", value)
-    if isinstance(value, list):
-        return [storable(item) for item in value]
-    if isinstance(value, dict):
-        return {storable(k): storable(v) for k, v in value.items()}
-    return value
+def refuse_unstorable(value: Any) -> None:
+    """Raise ValidationFailed naming the field if a string in `value` cannot be stored."""
+    where = unstorable_path(value)
+    if where is not None:
+        raise ValidationFailed([{"field": where, "message": UNSTORABLE_TEXT}])
 
 
 def client_ip() -> str:

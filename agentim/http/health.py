@@ -67,7 +67,10 @@ def system_figures() -> dict[str, Any]:
         "heapUsedMB": round(rss_bytes() / MIB),
         "uptimeSeconds": round(time.monotonic() - svc.started_at),
         "gcObjects": len(gc.get_objects()),
-        "openSockets": len(svc.hub.sessions),
+        # Every open WebSocket of this process, signed in or not (a socket counts from its
+        # handshake until it closes); the per-kind figures count signed-in sockets only.
+        "openSockets": len(svc.hub.sessions) + len(svc.hub.pending),
+        "authenticatedSockets": len(svc.hub.sessions),
         "clientSockets": svc.hub.count("client"),
         "gatewaySockets": svc.hub.count("gateway"),
         "pid": os.getpid(),

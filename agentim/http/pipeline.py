@@ -11,9 +11,11 @@ import time
 from typing import Final
 
 from quart import Quart, Response, g, request
+from quart_trio.wrappers.request import TrioRequest
+from werkzeug.datastructures import MultiDict
 
 from agentim.errors import AgentImError
-from agentim.http._request import enforce_rate_limit, json_response, services
+from agentim.http._request import enforce_rate_limit, json_response, refuse_unstorable, services
 from agentim.protocol.ids import new_request_id
 from agentim.settings import API_BODY_LIMIT_BYTES, UPLOAD_BODY_LIMIT_BYTES
 
@@ -134,12 +136,26 @@ def _record(response: Response, request_id: str) -> None:
     )
 
 
+class CheckedRequest(TrioRequest):
+    """A request whose query string is checked where a handler first reads it (so after its
+    auth): a NUL in a parameter (`?cursor=%00`) is 400 `Validation failed`, never a query that
+    PostgreSQL refuses. (Invalid UTF-8 in a query is decoded to U+FFFD; NUL is what remains.)"""
+
+    @property
+    def args(self) -> MultiDict[str, str]:
+        args = super().args
+        for name, value in args.items(multi=True):
+            refuse_unstorable({name: value})  # the field named is the parameter
+        return args
+
+
 def plain_not_found() -> Response:
     return Response("404 Not Found", status=404, content_type="text/plain; charset=UTF-8")
 
 
 def install(app: Quart) -> None:
-    """Register the pipeline hooks and the error mapping on the app."""
+    """Register the pipeline hooks, the checked request class and the error mapping."""
+    app.request_class = CheckedRequest
     app.before_request(_before)
     app.after_request(_after)
 

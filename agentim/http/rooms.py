@@ -31,6 +31,7 @@ blueprint = Blueprint("rooms", __name__)
 
 NAME_BLANK: Final = "Name cannot be only whitespace"
 PREFERENCES: Final = ("all", "mentions", "none")
+AGENT_COMMAND_ROLES: Final = ("member", "admin", "owner")  # who may command agents (A22)
 
 CREATE_ROOM: Final = {
     "name": Str(min=1, max=100, blank_message=NAME_BLANK),
@@ -38,6 +39,7 @@ CREATE_ROOM: Final = {
     "broadcastMode": Bool(default=False),
     "systemPrompt": Str(max=10000, optional=True),
     "routerId": Str(max=100, optional=True),
+    "agentCommandRole": Enum(values=AGENT_COMMAND_ROLES, default="member"),
     "memberIds": List(item=Str(max=100), max=100, optional=True),
 }
 UPDATE_ROOM: Final = {
@@ -45,6 +47,7 @@ UPDATE_ROOM: Final = {
     "broadcastMode": Bool(optional=True),
     "systemPrompt": Str(max=10000, optional=True, nullable=True),
     "routerId": Str(max=100, optional=True, nullable=True),
+    "agentCommandRole": Enum(values=AGENT_COMMAND_ROLES, optional=True),
 }
 ADD_MEMBER: Final = {
     "memberId": Str(min=1, max=100),
@@ -69,7 +72,7 @@ async def create_room() -> Response:
         services(), user_id=principal().user_id, ip=client_ip(), name=body["name"],
         room_type=body["type"], broadcast_mode=body["broadcastMode"],
         system_prompt=body.get("systemPrompt"), router_id=body.get("routerId"),
-        member_ids=body.get("memberIds", []),
+        member_ids=body.get("memberIds", []), agent_command_role=body["agentCommandRole"],
     )  # fmt: skip
     return ok(room, 201)
 

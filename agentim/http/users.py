@@ -35,8 +35,6 @@ from agentim.store.db import Row
 
 blueprint = Blueprint("users", __name__)
 
-# Strings PostgreSQL text cannot hold (NUL) or UTF-8 cannot encode (lone surrogates, which
-# JSON.parse accepts); both become U+FFFD, as Node's UTF-8 encoder does for the surrogates.
 _PASSWORD_CLASSES: Final = (
     (re.compile(r"[a-z]"), "Password must contain a lowercase letter"),
     (re.compile(r"[A-Z]"), "Password must contain an uppercase letter"),

@@ -12,17 +12,23 @@ from typing import Any, Final
 import attrs
 
 from agentim.errors import ErrorCode
+from agentim.protocol import relays
 from agentim.protocol.textrules import utf16_len
 
 MAX_TOKEN_CHARS: Final = 2000
+PROTOCOL_VERSION: Final = "1"  # 631a1ad's CURRENT_PROTOCOL_VERSION (client and gateway alike)
+VERSION_CLOSE: Final = (1008, "Protocol version mismatch")
 MAX_MENTIONS: Final = 50
 MAX_ATTACHMENTS: Final = 20
-PERMISSION_DECISIONS: Final = ("allow", "deny")
+PERMISSION_DECISIONS: Final = ("allow", "allowAlways", "deny")  # 631a1ad added allowAlways
+MAX_REQUEST_ID_CHARS: Final = 100
+MAX_DENY_REASON_CHARS: Final = 500
 
 
 @attrs.frozen
 class ClientAuth:
     token: str
+    protocol_version: str | None = None  # absent (older clients) or "" counts as current
 
 
 @attrs.frozen
@@ -63,11 +69,12 @@ class ClientStopGeneration:
 class ClientPermissionResponse:
     request_id: str
     decision: str
+    deny_reason: str | None = None
 
 
 ClientMessage = (
     ClientAuth | ClientPing | ClientJoinRoom | ClientLeaveRoom | ClientSendMessage | ClientTyping
-    | ClientStopGeneration | ClientPermissionResponse
+    | ClientStopGeneration | ClientPermissionResponse | relays.ClientRelay
 )  # fmt: skip
 
 
@@ -86,8 +93,8 @@ def _string(obj: dict[str, Any], key: str, *, min_len: int = 0, max_len: int | N
     return value
 
 
-def _optional_string(obj: dict[str, Any], key: str) -> str | None:
-    return None if key not in obj else _string(obj, key)
+def _optional_string(obj: dict[str, Any], key: str, *, max_len: int | None = None) -> str | None:
+    return None if key not in obj else _string(obj, key, max_len=max_len)
 
 
 def _string_list(obj: dict[str, Any], key: str, *, max_items: int) -> list[str]:
@@ -100,7 +107,8 @@ def _string_list(obj: dict[str, Any], key: str, *, max_items: int) -> list[str]:
 
 
 def _auth(obj: dict[str, Any], max_content: int) -> ClientAuth:
-    return ClientAuth(_string(obj, "token", min_len=1, max_len=MAX_TOKEN_CHARS))
+    token = _string(obj, "token", min_len=1, max_len=MAX_TOKEN_CHARS)
+    return ClientAuth(token, _optional_string(obj, "protocolVersion"))
 
 
 def _ping(obj: dict[str, Any], max_content: int) -> ClientPing:
@@ -142,7 +150,9 @@ def _permission(obj: dict[str, Any], max_content: int) -> ClientPermissionRespon
     decision = obj.get("decision")
     if decision not in PERMISSION_DECISIONS:
         raise _Invalid("decision")
-    return ClientPermissionResponse(_string(obj, "requestId", min_len=1), str(decision))
+    request_id = _string(obj, "requestId", min_len=1, max_len=MAX_REQUEST_ID_CHARS)
+    reason = _optional_string(obj, "denyReason", max_len=MAX_DENY_REASON_CHARS)
+    return ClientPermissionResponse(request_id, str(decision), reason or None)
 
 
 _DECODERS: Final[dict[str, Callable[[dict[str, Any], int], ClientMessage]]] = {
@@ -154,6 +164,7 @@ _DECODERS: Final[dict[str, Callable[[dict[str, Any], int], ClientMessage]]] = {
     "client:typing": _typing,
     "client:stop_generation": _stop,
     "client:permission_response": _permission,
+    **relays.CLIENT_DECODERS,  # the client ↔ gateway relays (protocol/relays.py)
 }
 
 
@@ -170,7 +181,7 @@ def decode_client(obj: dict[str, Any], *, max_content: int) -> ClientMessage | N
         return None
     try:
         return decoder(obj, max_content)
-    except _Invalid:
+    except (_Invalid, relays.Invalid):
         return None
 
 
@@ -192,6 +203,19 @@ COLLECTION_TEXT: Final = "JSON collection size exceeded"
 
 def server_error(code: ErrorCode, message: str | None = None) -> dict[str, Any]:
     return {"type": "server:error", "code": code.value, "message": message or ERROR_TEXTS[code]}
+
+
+def version_mismatch(peer: str, version: str) -> dict[str, str]:
+    """The `server:error` fields for a `protocolVersion` other than ours, sent before the close
+    (`peer`: "client" or "gateway")."""
+    return {"code": ErrorCode.PROTOCOL_VERSION_MISMATCH.value,
+            "message": f"Protocol version mismatch: {peer}={version}, server={PROTOCOL_VERSION}. "
+                       f"Please update your {peer}."}  # fmt: skip
+
+
+def supported_version(version: str | None) -> bool:
+    """An absent or empty `protocolVersion` is an older peer: accepted, as 631a1ad does."""
+    return not version or version == PROTOCOL_VERSION
 
 
 def auth_result(*, user_id: str | None = None, error: str | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from enum import Enum
 from typing import Any, Final
 
 from agentim.protocol.jsonlimits import check_json_limits
+from agentim.protocol.storable import may_hold_unstorable, unstorable_path
 
 CLIENT_MAX_DEPTH: Final = 10  # realtime.md §1.4
 CLIENT_MAX_COLLECTION: Final = 1000
@@ -24,6 +25,7 @@ class FrameError(Enum):
     TOO_DEEP = "depth"
     TOO_MANY_ITEMS = "collection"
     NOT_AN_OBJECT = "not_an_object"  # valid JSON, but the schema step will reject it
+    UNSTORABLE_TEXT = "unstorable_text"  # a string holds NUL or an unpaired surrogate
 
 
 def _reject_constant(name: str) -> Any:
@@ -39,7 +41,9 @@ def parse_frame(
     """Parse one text frame into a JSON object, or say which step rejects it.
 
     Python's parser may give up on hostile nesting before our depth walk sees it; that
-    RecursionError is a nesting problem, so it reports TOO_DEEP.
+    RecursionError is a nesting problem, so it reports TOO_DEEP. A string PostgreSQL cannot
+    store (protocol/storable) fails the frame here, once for every message type, after the
+    limits (so the walk only ever sees a bounded value).
     """
     try:
         value = _DECODER.decode(text)
@@ -47,14 +51,17 @@ def parse_frame(
         return FrameError.TOO_DEEP
     except ValueError:
         return FrameError.INVALID_JSON
-    if isinstance(value, dict) and _is_flat(value, max_collection):
-        return value  # the common case: no nesting at all, nothing more to check
-    breach = check_json_limits(value, max_depth=max_depth, max_collection=max_collection)
-    if breach == "depth":
-        return FrameError.TOO_DEEP
-    if breach == "collection":
-        return FrameError.TOO_MANY_ITEMS
-    return value if isinstance(value, dict) else FrameError.NOT_AN_OBJECT
+    if not (isinstance(value, dict) and _is_flat(value, max_collection)):
+        breach = check_json_limits(value, max_depth=max_depth, max_collection=max_collection)
+        if breach == "depth":
+            return FrameError.TOO_DEEP
+        if breach == "collection":
+            return FrameError.TOO_MANY_ITEMS
+        if not isinstance(value, dict):
+            return FrameError.NOT_AN_OBJECT
+    if may_hold_unstorable(text) and unstorable_path(value) is not None:
+        return FrameError.UNSTORABLE_TEXT
+    return value
 
 
 def _is_flat(value: dict[str, Any], max_collection: int | None) -> bool:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any, Final
 
 import attrs
 
+from agentim.protocol import relays
 from agentim.protocol.jsontypes import type_name
 from agentim.protocol.textrules import utf16_len
 
@@ -24,7 +26,8 @@ MAX_CONVERSATION_ID_CHARS: Final = 100
 MAX_TERMINAL_CHARS: Final = 1_000_000
 MAX_TOOL_NAME_CHARS: Final = 200  # D17 leaves it open; a tool name is short
 DEFAULT_PERMISSION_TIMEOUT_MS: Final = 5 * 60 * 1000  # D17
-MAX_PERMISSION_TIMEOUT_MS: Final = 60 * 60 * 1000  # a request nobody may answer for an hour is moot
+MIN_PERMISSION_TIMEOUT_MS: Final = 1000  # 631a1ad's schema
+MAX_PERMISSION_TIMEOUT_MS: Final = 5 * 60 * 1000  # 631a1ad's PERMISSION_TIMEOUT_MS
 AGENT_TYPES: Final = ("claude-code", "codex", "gemini", "generic")  # AgentIM 631a1ad
 # Types older gateways may still send, accepted and stored as the type given here: today's web
 # client and gateways reject any frame naming a type outside AGENT_TYPES.
@@ -38,7 +41,12 @@ MAX_MCP_SERVER_CHARS: Final = 200
 MAX_MODEL_CHARS: Final = 200
 MAX_TASK_RESULT_CHARS: Final = 100_000  # gateway:task_update.result (631a1ad)
 AGENT_STATUSES: Final = ("online", "offline", "busy", "error")
-CHUNK_TYPES: Final = ("text", "thinking", "tool_use", "tool_result", "error")
+# 631a1ad's list; the HEAD gateway ends a reply from a git work tree with `workspace_status`
+# (content: the JSON WorkspaceStatus, metadata: {workingDirectory}).
+CHUNK_TYPES: Final = ("text", "thinking", "tool_use", "tool_result", "error", "workspace_status")
+MAX_CHUNK_METADATA_KEYS: Final = 50  # 631a1ad's parsedChunkSchema
+MAX_CHUNK_METADATA_CHARS: Final = 100_000  # its JSON text, JavaScript length
+MAX_TARGET_AGENT_NAME_CHARS: Final = 200  # an agent name; 631a1ad sets no bound
 TASK_STATUSES: Final = ("pending", "in_progress", "completed", "failed", "cancelled")
 
 Chunk = dict[str, Any]  # ParsedChunk: {type, content, metadata?}
@@ -50,6 +58,7 @@ class DeviceInfo:
     platform: str
     arch: str
     node_version: str
+    agentim_version: str | None = None  # 631a1ad: the gateway's npm package version
 
 
 @attrs.frozen
@@ -57,6 +66,8 @@ class GatewayAuth:
     token: str
     gateway_id: str
     device_info: DeviceInfo
+    protocol_version: str | None = None  # absent (older gateways) or "" counts as current
+    ephemeral: bool = False  # 631a1ad: a one-command gateway, hidden from the gateway list
 
 
 @attrs.frozen
@@ -83,14 +94,24 @@ class GatewayUnregisterAgent:
 
 @attrs.frozen
 class GatewayMessageChunk:
+    """`chunk` is None when the hub cannot accept it (D25): `issue` says why, and the stream
+    goes on without it; `too_large` marks a chunk over MAX_CHUNK_CHARS (CHUNK_TOO_LARGE)."""
+
     room_id: str
     agent_id: str
     message_id: str
-    chunk: Chunk
+    chunk: Chunk | None
+    issue: str | None = None
+    too_large: bool = False
 
 
 @attrs.frozen
 class GatewayMessageComplete:
+    """A reply's end. What the hub cannot accept is left out, never the reply (D25):
+    `dropped` lists why each bad chunk or field went; `routable` is False when a field that
+    routing relies on (depth, conversationId, targetAgentName) was bad, so the reply is stored
+    and shown but not routed on."""
+
     room_id: str
     agent_id: str
     message_id: str
@@ -98,12 +119,16 @@ class GatewayMessageComplete:
     chunks: list[Chunk] | None
     conversation_id: str | None
     depth: int | None
+    target_agent_name: str | None = None
+    dropped: tuple[str, ...] = ()
+    routable: bool = True
 
 
 @attrs.frozen
 class GatewayAgentStatus:
     agent_id: str
     status: str
+    queue_depth: int | None = None  # 631a1ad: messages waiting for the agent on its gateway
 
 
 @attrs.frozen
@@ -137,7 +162,7 @@ class GatewayPermissionRequest:
 GatewayMessage = (
     GatewayAuth | GatewayRegisterAgent | GatewayUnregisterAgent | GatewayMessageChunk
     | GatewayMessageComplete | GatewayAgentStatus | GatewayTerminalData | GatewayTaskUpdate
-    | GatewayPing | GatewayPermissionRequest
+    | GatewayPing | GatewayPermissionRequest | relays.GatewayRelay
 )  # fmt: skip
 
 
@@ -243,26 +268,59 @@ def _agent_type(agent: dict[str, Any]) -> str:
     return legacy if legacy is not None else _enum(agent, "type", AGENT_TYPES)
 
 
-def parse_chunk(value: Any) -> Chunk:
-    """A ParsedChunk with unknown keys dropped (realtime.md §2.1)."""
+class _TooLarge(_Issue):
+    """A chunk's content over MAX_CHUNK_CHARS."""
+
+
+def parse_chunk(value: Any, *, measure: bool = True) -> Chunk:
+    """A ParsedChunk with unknown keys dropped (realtime.md §2.1, 631a1ad's metadata bounds).
+
+    Args:
+        measure: check the metadata's JSON size; False when the whole frame is too small for
+            it to pass the bound (the check serialises the metadata: most of a decode's cost).
+    """
     if not isinstance(value, dict):
         raise _Issue(f"Expected object, received {type_name(value)}")
-    chunk: Chunk = {
-        "type": _enum(value, "type", CHUNK_TYPES),
-        "content": _string(value, "content", max_len=MAX_CHUNK_CHARS),
-    }
+    kind = _enum(value, "type", CHUNK_TYPES)
+    try:
+        content = _string(value, "content", max_len=MAX_CHUNK_CHARS)
+    except _Issue as issue:
+        too_long = isinstance(value.get("content"), str)
+        raise (_TooLarge(str(issue)) if too_long else issue) from None
+    chunk: Chunk = {"type": kind, "content": content}
     if "metadata" in value:
-        chunk["metadata"] = _object(value, "metadata")
+        chunk["metadata"] = _metadata(value, measure)
     return chunk
+
+
+def _metadata(value: dict[str, Any], measure: bool) -> dict[str, Any]:
+    metadata = _object(value, "metadata")
+    if len(metadata) > MAX_CHUNK_METADATA_KEYS:
+        raise _Issue("validation.metadataTooManyKeys")
+    if measure and utf16_len(json.dumps(metadata, ensure_ascii=False, separators=(",", ":"))) > (
+        MAX_CHUNK_METADATA_CHARS
+    ):
+        raise _Issue("validation.metadataTooLarge")
+    return metadata
 
 
 def _auth(obj: dict[str, Any]) -> GatewayAuth:
     token = _string(obj, "token", min_len=1, max_len=MAX_TOKEN_CHARS)
     gateway_id = _string(obj, "gatewayId", min_len=1)
+    version = _optional_string(obj, "protocolVersion")
     info = _object(obj, "deviceInfo")
-    device = DeviceInfo(*(_string(info, k) for k in ("hostname", "platform", "arch",
-                                                     "nodeVersion")))  # fmt: skip
-    return GatewayAuth(token, gateway_id, device)
+    device = DeviceInfo(
+        _string(info, "hostname"), _string(info, "platform"), _string(info, "arch"),
+        _string(info, "nodeVersion"), _optional_string(info, "agentimVersion"),
+    )  # fmt: skip
+    return GatewayAuth(token, gateway_id, device, version, _optional_bool(obj, "ephemeral"))
+
+
+def _optional_bool(obj: dict[str, Any], key: str) -> bool:
+    value = obj.get(key, False)
+    if not isinstance(value, bool):
+        raise _Issue(f"Expected boolean, received {type_name(value)}")
+    return value
 
 
 def _register(obj: dict[str, Any]) -> GatewayRegisterAgent:
@@ -296,28 +354,44 @@ def _stream_ids(obj: dict[str, Any]) -> tuple[str, str, str]:
     )
 
 
-def _chunk(obj: dict[str, Any]) -> GatewayMessageChunk:
+def _chunk(obj: dict[str, Any], measure: bool = True) -> GatewayMessageChunk:
+    """The stream's ids must hold; a chunk the hub cannot take only drops itself (D25)."""
     ids = _stream_ids(obj)
     if "chunk" not in obj:
         raise _Issue("Required")
-    return GatewayMessageChunk(*ids, parse_chunk(obj["chunk"]))
+    try:
+        return GatewayMessageChunk(*ids, parse_chunk(obj["chunk"], measure=measure))
+    except _TooLarge as issue:
+        return GatewayMessageChunk(*ids, None, str(issue), too_large=True)
+    except _Issue as issue:
+        return GatewayMessageChunk(*ids, None, str(issue))
 
 
-def _chunks(obj: dict[str, Any]) -> list[Chunk] | None:
+def _chunks(obj: dict[str, Any], dropped: list[str], measure: bool) -> list[Chunk] | None:
+    """The acceptable chunks in order; each bad one (or a bad list) is noted in `dropped`."""
     if "chunks" not in obj:
         return None
     value = obj["chunks"]
     if not isinstance(value, list):
-        raise _Issue(f"Expected array, received {type_name(value)}")
-    if len(value) > MAX_CHUNKS:
-        raise _Issue(f"Array must contain at most {MAX_CHUNKS} element(s)")
-    return [parse_chunk(item) for item in value]
-
-
-def _depth(obj: dict[str, Any]) -> int | None:
-    if "depth" not in obj:
+        dropped.append(f"chunks: Expected array, received {type_name(value)}")
         return None
-    value = _number(obj, "depth")
+    if len(value) > MAX_CHUNKS:
+        dropped.append(f"chunks: Array must contain at most {MAX_CHUNKS} element(s)")
+        return None
+    kept: list[Chunk] = []
+    for index, item in enumerate(value):
+        try:
+            kept.append(parse_chunk(item, measure=measure))
+        except _Issue as issue:
+            dropped.append(f"chunks[{index}]: {issue}")
+    return kept
+
+
+def _depth(obj: dict[str, Any], key: str = "depth") -> int | None:
+    """An optional integer ≥ 0 (`depth`, `queueDepth`)."""
+    if key not in obj:
+        return None
+    value = _number(obj, key)
     if isinstance(value, float) and not value.is_integer():
         raise _Issue("Expected integer, received float")
     if value < 0:
@@ -325,21 +399,43 @@ def _depth(obj: dict[str, Any]) -> int | None:
     return int(value)
 
 
-def _complete(obj: dict[str, Any]) -> GatewayMessageComplete:
+def _complete(obj: dict[str, Any], measure: bool = True) -> GatewayMessageComplete:
+    """Ids and fullContent must hold; anything else bad is left out (D25)."""
     ids = _stream_ids(obj)
+    full_content = _string(obj, "fullContent", max_len=MAX_FULL_CONTENT_CHARS)
+    dropped: list[str] = []
+    chunks = _chunks(obj, dropped, measure)
+    routing = [
+        _lenient(obj, "conversationId", dropped, partial(
+            _optional_string, key="conversationId", max_len=MAX_CONVERSATION_ID_CHARS)),
+        _lenient(obj, "depth", dropped, _depth),
+        _lenient(obj, "targetAgentName", dropped, partial(
+            _optional_string, key="targetAgentName", max_len=MAX_TARGET_AGENT_NAME_CHARS)),
+    ]  # fmt: skip
+    conversation_id, depth, target = (value for value, _ in routing)
     return GatewayMessageComplete(
-        *ids,
-        full_content=_string(obj, "fullContent", max_len=MAX_FULL_CONTENT_CHARS),
-        chunks=_chunks(obj),
-        conversation_id=_optional_string(obj, "conversationId", max_len=MAX_CONVERSATION_ID_CHARS),
-        depth=_depth(obj),
-    )
+        *ids, full_content=full_content, chunks=chunks, conversation_id=conversation_id,
+        depth=depth, target_agent_name=target or None, dropped=tuple(dropped),
+        routable=all(ok for _, ok in routing),
+    )  # fmt: skip
+
+
+def _lenient(
+    obj: dict[str, Any], key: str, dropped: list[str], parse: Callable[[dict[str, Any]], Any]
+) -> tuple[Any, bool]:
+    """(value, True), or (None, False) with the issue noted when the field is bad."""
+    try:
+        return parse(obj), True
+    except _Issue as issue:
+        dropped.append(f"{key}: {issue}")
+        return None, False
 
 
 def _status(obj: dict[str, Any]) -> GatewayAgentStatus:
     return GatewayAgentStatus(
-        _string(obj, "agentId", min_len=1), _enum(obj, "status", AGENT_STATUSES)
-    )
+        _string(obj, "agentId", min_len=1), _enum(obj, "status", AGENT_STATUSES),
+        _depth(obj, "queueDepth"),
+    )  # fmt: skip
 
 
 def _terminal(obj: dict[str, Any]) -> GatewayTerminalData:
@@ -361,12 +457,15 @@ def _ping(obj: dict[str, Any]) -> GatewayPing:
 
 
 def _timeout_ms(obj: dict[str, Any]) -> int:
-    """D17's `timeoutMs`: absent → 5 minutes; clamped to (0, an hour]."""
+    """`timeoutMs`: an integer of at least 1000 (631a1ad); absent (D17's older gateways) → 5
+    minutes; longer than 631a1ad's 5 minutes is cut to 5 minutes, as 631a1ad's handler does."""
     if obj.get("timeoutMs") is None:
         return DEFAULT_PERMISSION_TIMEOUT_MS
     value = _number(obj, "timeoutMs")
-    if value <= 0:
-        raise _Issue("Number must be greater than 0")
+    if isinstance(value, float) and not value.is_integer():
+        raise _Issue("Expected integer, received float")
+    if value < MIN_PERMISSION_TIMEOUT_MS:
+        raise _Issue(f"Number must be greater than or equal to {MIN_PERMISSION_TIMEOUT_MS}")
     return int(min(value, MAX_PERMISSION_TIMEOUT_MS))
 
 
@@ -392,21 +491,42 @@ _DECODERS: Final[dict[str, Callable[[dict[str, Any]], GatewayMessage]]] = {
     "gateway:task_update": _task,
     "gateway:ping": _ping,
     "gateway:permission_request": _permission,
+    **relays.GATEWAY_DECODERS,  # answers to the client ↔ gateway relays (protocol/relays.py)
 }
 _DISCRIMINATOR: Final = "Invalid discriminator value. Expected " + " | ".join(
     f"'{kind}'" for kind in _DECODERS
 )
 
 
-def decode_gateway(obj: dict[str, Any]) -> GatewayMessage | Invalid:
-    """The typed message for a parsed frame, or Invalid with zod's first issue text."""
+# A frame of at most this many characters holds no chunk metadata over its bound: the compact
+# JSON of a value is never longer than the value's text in the frame, and a character is at
+# most two UTF-16 units.
+SMALL_FRAME_CHARS: Final = MAX_CHUNK_METADATA_CHARS // 2
+_UNMEASURED: Final[dict[str, Callable[[dict[str, Any]], GatewayMessage]]] = {
+    "gateway:message_chunk": partial(_chunk, measure=False),
+    "gateway:message_complete": partial(_complete, measure=False),
+}
+
+
+def decode_gateway(
+    obj: dict[str, Any], *, frame_chars: int | None = None
+) -> GatewayMessage | Invalid:
+    """The typed message for a parsed frame, or Invalid with zod's first issue text.
+
+    Args:
+        frame_chars: the length of the frame's text, when known (small frames skip measuring
+            chunk metadata).
+    """
     kind = obj.get("type")
-    decoder = _DECODERS.get(kind) if isinstance(kind, str) else None
+    if not isinstance(kind, str):
+        return Invalid(_DISCRIMINATOR)
+    small = frame_chars is not None and frame_chars <= SMALL_FRAME_CHARS
+    decoder = (_UNMEASURED.get(kind) if small else None) or _DECODERS.get(kind)
     if decoder is None:
         return Invalid(_DISCRIMINATOR)
     try:
         return decoder(obj)
-    except _Issue as issue:
+    except (_Issue, relays.Invalid) as issue:
         return Invalid(str(issue))
 
 
@@ -426,6 +546,7 @@ _TYPES: Final[dict[type[Any], str]] = {
     GatewayTaskUpdate: "gateway:task_update",
     GatewayPing: "gateway:ping",
     GatewayPermissionRequest: "gateway:permission_request",
+    **relays.GATEWAY_TYPES,
 }
 
 
@@ -458,9 +579,15 @@ def stop_agent(agent_id: str) -> dict[str, Any]:
     return {"type": "server:stop_agent", "agentId": agent_id}
 
 
-def permission_response(request_id: str, agent_id: str, decision: str) -> dict[str, Any]:
-    return {"type": "server:permission_response", "requestId": request_id, "agentId": agent_id,
-            "decision": decision}  # fmt: skip
+def permission_response(
+    request_id: str, agent_id: str, decision: str, deny_reason: str | None = None
+) -> dict[str, Any]:
+    """`decision`: allow | allowAlways | deny | timeout; `denyReason` only when given."""
+    frame = {"type": "server:permission_response", "requestId": request_id, "agentId": agent_id,
+             "decision": decision}  # fmt: skip
+    if deny_reason:
+        frame["denyReason"] = deny_reason
+    return frame
 
 
 def gateway_error(code: str, message: str) -> dict[str, Any]:
@@ -521,9 +648,10 @@ def message_chunk(
 
 def agent_message(
     *, message_id: str, room_id: str, agent_id: str, agent_name: str, content: str,
-    chunks: list[Chunk] | None, created_at: str,
+    chunks: list[Chunk] | None, created_at: str, metadata: dict[str, Any] | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """`server:message_complete`'s message (realtime.md §2.3); `chunks` only when given."""
+    """`server:message_complete`'s message (realtime.md §2.3); `chunks` and `metadata`
+    (631a1ad: `{targetAgentName}` of an agent-to-agent message) only when given."""
     message: dict[str, Any] = {
         "id": message_id, "roomId": room_id, "senderId": agent_id, "senderType": "agent",
         "senderName": agent_name, "type": "agent_response", "content": content, "mentions": [],
@@ -531,6 +659,8 @@ def agent_message(
     if chunks is not None:
         message["chunks"] = chunks
     message["createdAt"] = created_at
+    if metadata:
+        message["metadata"] = metadata
     return message
 
 

@@ -240,8 +240,8 @@ WITH member AS (
                    AND member_type = 'agent') AS ok
 ), ins AS (
     INSERT INTO messages (id, room_id, sender_id, sender_type, sender_name, type, content,
-                          mentions, chunks, created_at)
-    SELECT $1, $2, $3, 'agent', $4, 'agent_response', $5, '[]', $6, $7 FROM member
+                          mentions, chunks, created_at, metadata)
+    SELECT $1, $2, $3, 'agent', $4, 'agent_response', $5, '[]', $6, $7, $9 FROM member
     WHERE member.ok
     ON CONFLICT (id) DO NOTHING RETURNING id
 ), st AS (
@@ -260,7 +260,7 @@ SELECT (SELECT ok FROM member) AS member, (SELECT id FROM ins) AS inserted,
 
 async def insert_agent_message(
     conn: Conn, *, message_id: str, room_id: str, agent_id: str, agent_name: str, content: str,
-    chunks_json: str | None, now: str, set_online: bool,
+    chunks_json: str | None, now: str, set_online: bool, metadata_json: str | None = None,
 ) -> Row:  # fmt: skip
     """Insert an agent reply if the agent is a member of the room (realtime.md §4.2).
 
@@ -270,7 +270,7 @@ async def insert_agent_message(
     """
     row = await conn.fetchrow(
         _COMPLETE, message_id, room_id, agent_id, agent_name, content, chunks_json, now,
-        set_online,
+        set_online, metadata_json,
     )  # fmt: skip
     assert row is not None  # the final SELECT always yields one row
     return row

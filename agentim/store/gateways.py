@@ -72,20 +72,23 @@ return live
 
 async def upsert_gateway(
     conn: Conn, *, gateway_id: str, user_id: str, hostname: str, platform: str, arch: str,
-    node_version: str, now: str,
+    node_version: str, now: str, agentim_version: str | None = None, ephemeral: bool = False,
 ) -> str | None:  # fmt: skip
-    """Record a gateway authentication (realtime.md §1.2.3).
+    """Record a gateway authentication (realtime.md §1.2.3; 631a1ad's `ephemeral` and
+    `deviceInfo.agentimVersion`, migration 0002).
 
     Returns:
         None when recorded, FOREIGN when the id belongs to another user (row untouched).
     """
     owner = await conn.fetchval(
         "INSERT INTO gateways (id, user_id, name, hostname, platform, arch, node_version, "
-        "connected_at, created_at) VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $7) "
+        "connected_at, created_at, agentim_version, ephemeral) "
+        "VALUES ($1, $2, $3, $3, $4, $5, $6, $7, $7, $8, $9) "
         "ON CONFLICT (id) DO UPDATE SET connected_at = $7, disconnected_at = NULL, "
-        "hostname = $3, platform = $4, arch = $5, node_version = $6 "
-        "WHERE gateways.user_id = $2 RETURNING user_id",
-        gateway_id, user_id, hostname, platform, arch, node_version, now,
+        "hostname = $3, platform = $4, arch = $5, node_version = $6, agentim_version = $8, "
+        "ephemeral = $9 WHERE gateways.user_id = $2 RETURNING user_id",
+        gateway_id, user_id, hostname, platform, arch, node_version, now, agentim_version,
+        ephemeral,
     )  # fmt: skip
     return None if owner == user_id else FOREIGN
 

@@ -15,6 +15,15 @@ _IS_MEMBER: Final = (
     "(r.created_by_id = $2 OR EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = r.id "
     "AND rm.member_id = $2 AND rm.member_type = 'user'))"
 )
+# The sender ($2) may command the room's agents (B8): agentCommandRole 'member', or the sender's
+# role ranks at least as high (a member row's role, else the creator shortcut: owner).
+_MAY_COMMAND: Final = (
+    "(r.agent_command_role = 'member' OR (SELECT CASE COALESCE((SELECT rm.role FROM room_members "
+    "rm WHERE rm.room_id = r.id AND rm.member_id = $2 AND rm.member_type = 'user'), "
+    "CASE WHEN r.created_by_id = $2 THEN 'owner' END) WHEN 'owner' THEN 2 WHEN 'admin' THEN 1 "
+    "WHEN 'member' THEN 0 ELSE -1 END) >= CASE r.agent_command_role WHEN 'owner' THEN 2 "
+    "WHEN 'admin' THEN 1 ELSE 0 END)"
+)
 # The room's agent members that have an agent row, in member-row order: what routing needs,
 # fetched with the insert so a message costs one round trip (agents.list_room_agents' query).
 _ROOM_AGENTS: Final = (
@@ -28,7 +37,8 @@ _ROOM_AGENTS: Final = (
 # INSERT did; the FK from attachments to the new message is checked at the statement's end.
 _SEND: Final = f"""
 WITH room AS (
-    SELECT r.id, {_IS_MEMBER} AS allowed FROM rooms r WHERE r.id = $3
+    SELECT r.id, {_IS_MEMBER} AS allowed, {_MAY_COMMAND} AS may_command
+    FROM rooms r WHERE r.id = $3
 ), ins AS (
     INSERT INTO messages (id, room_id, sender_id, sender_type, sender_name, type, content,
                           reply_to_id, mentions, created_at)
@@ -45,7 +55,8 @@ SELECT (SELECT count(*) FROM room) AS room_found,
        (SELECT json_agg(json_build_object('id', id, 'message_id', message_id,
                 'filename', filename, 'mime_type', mime_type, 'size', size, 'url', url)
                 ORDER BY created_at, id) FROM att) AS attachments,
-       CASE WHEN EXISTS (SELECT 1 FROM ins) THEN ({_ROOM_AGENTS.format(room="$3")}) END AS agents
+       CASE WHEN EXISTS (SELECT 1 FROM ins) THEN ({_ROOM_AGENTS.format(room="$3")}) END AS agents,
+       (SELECT may_command FROM room) AS may_command
 """
 # Several messages of one sender in one statement (a burst read off one socket): each row is
 # checked as _SEND checks one, and the rows come back in input order. No attachments here.
@@ -55,7 +66,8 @@ WITH input AS (
         WITH ORDINALITY AS i(id, room_id, content, reply_to_id, mentions, created_at, n)
 ), checked AS (
     SELECT i.*, r.id IS NOT NULL AS room_found,
-           r.id IS NOT NULL AND {_IS_MEMBER} AS allowed
+           r.id IS NOT NULL AND {_IS_MEMBER} AS allowed,
+           r.id IS NOT NULL AND {_MAY_COMMAND} AS may_command
     FROM input i LEFT JOIN rooms r ON r.id = i.room_id
 ), ins AS (
     INSERT INTO messages (id, room_id, sender_id, sender_type, sender_name, type, content,
@@ -67,7 +79,7 @@ WITH input AS (
     SELECT r.room_id, ({_ROOM_AGENTS.format(room="r.room_id")}) AS agents
     FROM (SELECT DISTINCT room_id FROM ins) r
 )
-SELECT c.room_found, c.allowed AS inserted, ra.agents
+SELECT c.room_found, c.allowed AS inserted, ra.agents, c.may_command
 FROM checked c LEFT JOIN room_agents ra ON ra.room_id = c.room_id AND c.allowed
 ORDER BY c.n
 """
@@ -80,6 +92,7 @@ class SendOutcome:
     attachments: list[dict[str, Any]]
     # the room's agent members (id, name, status, type, connection_type) when inserted
     agents: list[dict[str, Any]] = attrs.field(factory=list)
+    may_command: bool = True  # the sender meets the room's agentCommandRole (B8)
 
 
 @attrs.frozen
@@ -112,8 +125,9 @@ async def insert_user_message(
     assert row is not None  # the final SELECT always yields one row
     linked = json.loads(row["attachments"]) if row["attachments"] else []
     return SendOutcome(
-        bool(row["room_found"]), bool(row["inserted"]), linked, _agents(row["agents"])
-    )
+        bool(row["room_found"]), bool(row["inserted"]), linked, _agents(row["agents"]),
+        row["may_command"] is not False,
+    )  # fmt: skip
 
 
 async def insert_user_messages(
@@ -130,10 +144,15 @@ async def insert_user_messages(
         [m.content for m in messages], [m.reply_to_id for m in messages],
         [_mentions_json(m.mentions) for m in messages], [m.now for m in messages],
     )  # fmt: skip
-    return [
-        SendOutcome(bool(r["room_found"]), bool(r["inserted"]), [], _agents(r["agents"]))
-        for r in rows
-    ]
+    return [_outcome(r) for r in rows]
+
+
+def _outcome(row: Row) -> SendOutcome:
+    """A burst row's outcome (no attachments in bursts)."""
+    return SendOutcome(
+        bool(row["room_found"]), bool(row["inserted"]), [], _agents(row["agents"]),
+        row["may_command"] is not False,
+    )  # fmt: skip
 
 
 def _mentions_json(mentions: list[str]) -> str:
@@ -318,3 +337,15 @@ async def mark_all_read(conn: Conn, user_id: str, now: str) -> list[str]:
         user_id, now,
     )  # fmt: skip
     return [row["room_id"] for row in rows]
+
+
+async def list_context_messages(conn: Conn, room_id: str, *, limit: int, chars: int) -> list[Row]:
+    """The room's latest `limit` messages, oldest first, content cut to `chars` characters
+    (`server:room_context.context.recentMessages`, 631a1ad)."""
+    return await conn.fetch(
+        "SELECT sender_name, sender_type, content, created_at FROM ("
+        "SELECT sender_name, sender_type, left(content, $3) AS content, created_at, id "
+        "FROM messages WHERE room_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        ") latest ORDER BY created_at, id",
+        room_id, limit, chars,
+    )  # fmt: skip

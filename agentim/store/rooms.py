@@ -14,6 +14,7 @@ UPDATABLE_COLUMNS: Final = {
     "broadcastMode": "broadcast_mode",
     "systemPrompt": "system_prompt",
     "routerId": "router_id",
+    "agentCommandRole": "agent_command_role",
 }
 
 
@@ -33,12 +34,14 @@ async def list_user_rooms(conn: Conn, user_id: str) -> list[Row]:
 async def insert_room(
     conn: Conn, *, room_id: str, name: str, room_type: str, broadcast_mode: bool,
     system_prompt: str | None, router_id: str | None, created_by_id: str, now: str,
+    agent_command_role: str = "member",
 ) -> Row:  # fmt: skip
     row = await conn.fetchrow(
         "INSERT INTO rooms (id, name, type, broadcast_mode, system_prompt, router_id, "
-        "created_by_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) "
-        "RETURNING *",
+        "created_by_id, created_at, updated_at, agent_command_role) "
+        "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING *",
         room_id, name, room_type, broadcast_mode, system_prompt, router_id, created_by_id, now,
+        agent_command_role,
     )  # fmt: skip
     assert row is not None
     return row

@@ -15,6 +15,7 @@ import trio
 
 from agentim.actions import generation, permissions, presence, typing
 from agentim.actions.messages import Draft, Sent, announce, send_one, store_many, withdraw
+from agentim.actions.relays import COMMAND_DENIED
 from agentim.actions.routing import route_user_message
 from agentim.auth.revocation import revoked_cutoff
 from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
@@ -26,6 +27,7 @@ from agentim.services import Services
 from agentim.store import users
 from agentim.store.kv import KvUnavailable
 from agentim.store.membership import room_access
+from agentim.ws import relays
 from agentim.ws.session import Incoming, Session
 from agentim.ws.transport import Binary, TooLarge
 
@@ -40,6 +42,7 @@ _FRAME_ERRORS: Final = {
     FrameError.TOO_DEEP: (ErrorCode.JSON_TOO_DEEP, proto.DEPTH_TEXT),
     FrameError.TOO_MANY_ITEMS: (ErrorCode.JSON_TOO_DEEP, proto.COLLECTION_TEXT),
     FrameError.NOT_AN_OBJECT: (ErrorCode.INVALID_MESSAGE, None),
+    FrameError.UNSTORABLE_TEXT: (ErrorCode.INVALID_MESSAGE, None),
 }
 _UNLIMITED: Final = (proto.ClientAuth, proto.ClientPing)  # no auth gate, no rate limit
 
@@ -151,7 +154,7 @@ class ClientEndpoint:
             if isinstance(result, AgentImError):
                 _refused(session, result)
             else:
-                await route_user_message(self.services, result)  # queues a hop; never waits
+                await self._route(session, result)  # queues a hop; never waits
         for _ in over:
             _error(session, ErrorCode.RATE_LIMITED)
 
@@ -191,7 +194,10 @@ class ClientEndpoint:
             session.send_json(proto.auth_result(error=TOO_MANY_ATTEMPTS))
             session.close_soon(1008, TOO_MANY_ATTEMPTS)
             return
-        principal, problem = await self._check(session, message.token)
+        principal, problem = await self._check(session, message)
+        if problem == proto.VERSION_CLOSE[1]:
+            self._refuse_version(session, message.protocol_version or "")
+            return
         if problem is not None or principal is None:
             session.send_json(proto.auth_result(error=problem))
             return
@@ -204,15 +210,19 @@ class ClientEndpoint:
         if first_here and not self.services.hub.cancel_timer(("presence", principal.user_id)):
             await presence.user_online(self.services, principal.user_id, principal.username)
 
-    async def _check(self, session: Session, token: str) -> tuple[Principal | None, str | None]:
+    async def _check(
+        self, session: Session, message: proto.ClientAuth
+    ) -> tuple[Principal | None, str | None]:
         try:
-            principal = self.services.tokens.verify(token)
+            principal = self.services.tokens.verify(message.token)
         except TokenInvalid:
             return None, "Invalid token"
         if principal.token_type != "access":
             return None, "Invalid token type"
         if is_revoked(principal, await revoked_cutoff(self.services.kv, principal.user_id)):
             return None, "Token revoked"
+        if not proto.supported_version(message.protocol_version):  # 631a1ad checks it here
+            return None, proto.VERSION_CLOSE[1]
         if session.user_id == principal.user_id:
             return principal, None  # same user again: limits unchanged (§1.2.4)
         try:
@@ -221,6 +231,13 @@ class ClientEndpoint:
             log.warning("Client auth failed reading user %s: %s", principal.user_id, exc)
             return None, "Invalid token"
         return principal, self._limit_problem(session, principal.user_id, row)
+
+    @staticmethod
+    def _refuse_version(session: Session, version: str) -> None:
+        """631a1ad: `server:error PROTOCOL_VERSION_MISMATCH`, then close 1008 (no auth_result)."""
+        log.warning("Client protocol version mismatch: client=%s, server=%s", version,
+                    proto.PROTOCOL_VERSION)  # fmt: skip
+        session.close_soon(*proto.VERSION_CLOSE, error=proto.version_mismatch("client", version))
 
     def _limit_problem(self, session: Session, user_id: str, row: Any) -> str | None:
         settings, hub = self.services.settings, self.services.hub
@@ -281,7 +298,15 @@ class ClientEndpoint:
         sent = await send_one(
             self.services, user_id=session.user_id, username=session.username, draft=draft
         )
-        await route_user_message(self.services, sent)  # enqueues a hop; never waits on an LLM
+        await self._route(session, sent)  # enqueues a hop; never waits on an LLM
+
+    async def _route(self, session: Session, sent: Sent) -> None:
+        """Route a stored, broadcast message to agents, unless the room's agentCommandRole is
+        above the sender's role (B8: the message stays, the sender gets PERMISSION_DENIED)."""
+        if not sent.may_command:
+            _error(session, ErrorCode.PERMISSION_DENIED, COMMAND_DENIED)
+            return
+        await route_user_message(self.services, sent)
 
     async def typing(self, session: Session, message: proto.ClientTyping) -> None:
         if message.room_id in session.rooms:  # else silently ignored (§7.2)
@@ -304,8 +329,9 @@ class ClientEndpoint:
         self, session: Session, message: proto.ClientPermissionResponse
     ) -> None:
         await permissions.answer_permission(
-            self.services, session.user_id, message.request_id, message.decision
-        )
+            self.services, session.user_id, message.request_id, message.decision,
+            message.deny_reason,
+        )  # fmt: skip
 
 
 def _error(session: Session, code: ErrorCode, message: str | None = None) -> None:
@@ -337,6 +363,7 @@ HANDLERS: Final[dict[type[Any], Handler]] = {
     proto.ClientTyping: ClientEndpoint.typing,
     proto.ClientStopGeneration: ClientEndpoint.stop_generation,
     proto.ClientPermissionResponse: ClientEndpoint.permission_response,
+    **relays.CLIENT_HANDLERS,  # client ↔ gateway relays (ws/relays.py)
 }
 _TYPES: Final = {
     proto.ClientAuth: "client:auth",
@@ -347,4 +374,5 @@ _TYPES: Final = {
     proto.ClientTyping: "client:typing",
     proto.ClientStopGeneration: "client:stop_generation",
     proto.ClientPermissionResponse: "client:permission_response",
+    **proto.relays.CLIENT_TYPES,
 }

@@ -11,6 +11,7 @@ from typing import Final
 
 import trio
 
+from agentim.logs import log_budget
 from agentim.services import Services
 from agentim.settings import Settings
 from agentim.ws import transport
@@ -22,6 +23,10 @@ from agentim.ws.session import Endpoint, Session, SessionLimits
 log = logging.getLogger("Connections")
 
 CLIENT_PATH: Final = "/ws/client"
+# Warnings one socket may log per minute (bad frames, refused actions); past that they are
+# counted and the total is logged when it closes, so a peer sending junk in a loop cannot flood
+# the log.
+LOG_BUDGET: Final = 20
 TOO_MANY_UPGRADES: Final = (
     b"HTTP/1.1 429 Too Many Requests\r\ncontent-type: application/json\r\n"
     b"content-length: 48\r\nconnection: close\r\n\r\n"
@@ -67,13 +72,18 @@ async def handle_upgrade(services: Services, stream: trio.SocketStream, head: Re
         return
     if conn is None:
         return
-    try:
-        endpoint: Endpoint = ClientEndpoint(services) if is_client else GatewayEndpoint(services)
-        session = Session(conn, services.hub, kind="client" if is_client else "gateway",
-                          limits=session_limits(settings), metrics=services.metrics)  # fmt: skip
-        await session.run(endpoint)
-    except Exception:
-        log.exception("WebSocket session on %s failed", head.path)
+    endpoint: Endpoint = ClientEndpoint(services) if is_client else GatewayEndpoint(services)
+    session = Session(conn, services.hub, kind="client" if is_client else "gateway",
+                      limits=session_limits(settings), metrics=services.metrics)  # fmt: skip
+    with log_budget(LOG_BUDGET) as budget:
+        try:
+            await session.run(endpoint)
+        except Exception:
+            log.exception("WebSocket session on %s failed", head.path)
+    if budget.suppressed:
+        log.warning("%d more warnings from %s socket %s (user %s) were not logged",
+                    budget.suppressed, session.kind, session.id,
+                    session.user_id or "none")  # fmt: skip
 
 
 async def _upgrade_allowed(

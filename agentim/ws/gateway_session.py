@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import trio
 
-from agentim.actions import agents, permissions, presence
+from agentim.actions import agents, busy, permissions, presence, relays as relay_actions
 from agentim.actions.agents import Registration
 from agentim.actions.routing import route_agent_message
 from agentim.actions.tasks import apply_gateway_task_update
@@ -24,13 +24,21 @@ from agentim.auth.revocation import revoked_cutoff
 from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
 from agentim.errors import ErrorCode
 from agentim.protocol import gateway as proto
-from agentim.protocol.client import pong
+from agentim.protocol.client import (
+    PROTOCOL_VERSION,
+    VERSION_CLOSE,
+    pong,
+    supported_version,
+    version_mismatch,
+)
 from agentim.protocol.codec import GATEWAY_MAX_DEPTH, FrameError, parse_frame
 from agentim.protocol.events import Event
+from agentim.protocol.storable import UNSTORABLE_TEXT
 from agentim.routing.hub import GATEWAY, Hub
 from agentim.routing.streams import Stream, StreamBuffers, StreamKey
 from agentim.services import Services
 from agentim.store import agents as agent_rows, tasks, users
+from agentim.ws import relays
 from agentim.ws.session import Incoming, Session
 from agentim.ws.transport import Binary, TooLarge
 
@@ -40,18 +48,25 @@ connections_log = logging.getLogger("Connections")
 MAX_OPEN_STREAMS: Final = 64  # per socket: concurrent replies of its agents that we buffer
 STREAM_IDLE_S: Final = 600.0  # a stream silent this long is persisted as interrupted
 AUTH_FAILED: Final = "Authentication failed"
+NOT_AUTHENTICATED_CLOSE: Final = (1008, "Not authenticated")
 HEARTBEAT: Final = "presence-heartbeat"  # actions/presence's liveness key marks our bindings live
 _FRAME_LOGS: Final = {
     FrameError.INVALID_JSON: "Gateway sent invalid JSON, dropping message",
     FrameError.TOO_DEEP: "Gateway sent too deeply nested JSON, dropping message",
     FrameError.TOO_MANY_ITEMS: "Gateway sent too deeply nested JSON, dropping message",
     FrameError.NOT_AN_OBJECT: "Gateway sent invalid message format: Expected object",
+    FrameError.UNSTORABLE_TEXT: f"Gateway sent invalid message format: {UNSTORABLE_TEXT}",
 }
 _PRE_AUTH: Final = (proto.GatewayAuth, proto.GatewayPing)
 
 
 def too_large_text(limit: int) -> str:
     return f"Message exceeds maximum size ({limit} bytes)"
+
+
+def stream_too_large_text(limit: int) -> str:
+    """631a1ad's STREAM_TOO_LARGE text (its limit: 10 MB of chunk content, D20's too)."""
+    return f"Stream total size exceeds maximum ({limit} bytes)"
 
 
 class GatewayEndpoint:
@@ -64,6 +79,7 @@ class GatewayEndpoint:
         self.streams = StreamBuffers(
             max_bytes=services.settings.max_agent_message_bytes, max_streams=MAX_OPEN_STREAMS
         )
+        self._warned = WarnedStreams()  # streams whose bad chunk was logged (D25: once each)
         # While a batch of frames is handled, relayed chunks collect here and go out in one
         # pipelined publish, before anything else this socket publishes (order kept, D6).
         self._relayed: list[Event] | None = None
@@ -76,7 +92,10 @@ class GatewayEndpoint:
         if not isinstance(message, proto.GatewayMessageChunk):
             await self._publish_relayed()
         if not session.authenticated and not isinstance(message, _PRE_AUTH):
-            log.warning("Unauthenticated gateway attempted to send message")
+            # 631a1ad (head-gap E13): a valid frame other than auth or ping before auth ends
+            # the socket; an invalid one was dropped above, as there.
+            log.warning("Unauthenticated gateway attempted to send message, closing connection")
+            session.close_soon(*NOT_AUTHENTICATED_CLOSE)
             return
         try:
             await HANDLERS[type(message)](self, session, message)
@@ -111,6 +130,7 @@ class GatewayEndpoint:
         """Open streams are persisted; the agents still bound here go offline (§5.4)."""
         if not session.authenticated:
             return
+        await relay_actions.gateway_disconnected(self.services, session, self.gateway_id)
         hub = self.services.hub
         mine = sorted(a for a in session.agents if hub.agents.get(a) is None)  # not taken over
         await agents.gateway_closed(
@@ -118,11 +138,18 @@ class GatewayEndpoint:
             session_id=session.id, agent_ids=mine, streams=self.streams.drain(),
             names=self.names,
         )  # fmt: skip
+        await busy.forget_queue_depths(self.services, mine)
 
     # gateway:auth ----------------------------------------------------------------------------
     async def authenticate(self, session: Session, message: proto.GatewayAuth) -> None:
         """realtime.md §1.2.3: token → type → revocation → per-user limit → gateway row."""
         principal, problem = await self._check(session, message)
+        if problem == VERSION_CLOSE[1]:
+            version = message.protocol_version or ""
+            log.warning("Gateway protocol version mismatch: gateway=%s, server=%s, gateway id %s",
+                        version, PROTOCOL_VERSION, message.gateway_id)  # fmt: skip
+            session.close_soon(*VERSION_CLOSE, error=version_mismatch("gateway", version))
+            return
         if problem is not None or principal is None:
             session.send_json(proto.gateway_auth_result(problem or AUTH_FAILED))
             return
@@ -134,10 +161,12 @@ class GatewayEndpoint:
         session.authenticate(principal.user_id, principal.username)
         self.gateway_id = message.gateway_id
         self.services.hub.ensure_background(HEARTBEAT, presence.run_heartbeat, self.services)
-        session.send_json(proto.gateway_auth_result())
+        # Bound everywhere before the gateway hears "ok", so a request right after finds it.
+        await relay_actions.gateway_connected(self.services, session, message.gateway_id)
         await agents.gateway_authenticated(self.services, user_id=principal.user_id,
                                            gateway_id=self.gateway_id,
                                            session_id=session.id)  # fmt: skip
+        session.send_json(proto.gateway_auth_result())
 
     async def _check(
         self, session: Session, message: proto.GatewayAuth
@@ -145,18 +174,20 @@ class GatewayEndpoint:
         try:
             principal = self.services.tokens.verify(message.token)
         except TokenInvalid as exc:
-            log.error("Gateway auth failed: %s", exc)
+            log.warning("Gateway auth failed: %s", exc)  # the peer's mistake: not an error
             return None, AUTH_FAILED
         if principal.token_type != "access":
             return None, "Invalid token type"
         if is_revoked(principal, await revoked_cutoff(self.services.kv, principal.user_id)):
             return None, "Token revoked"
+        if not supported_version(message.protocol_version):  # before any row is written
+            return None, VERSION_CLOSE[1]
         try:
             if session.user_id != principal.user_id and await self._over_limit(principal.user_id):
                 return None, "Too many gateway connections"
             owned = await agents.connect_gateway(
                 self.services, user_id=principal.user_id, gateway_id=message.gateway_id,
-                device=message.device_info,
+                device=message.device_info, ephemeral=message.ephemeral,
             )  # fmt: skip
         except Exception as exc:
             log.error("Gateway auth failed: %s", exc)
@@ -185,6 +216,8 @@ class GatewayEndpoint:
         )  # fmt: skip
         if outcome is Registration.DELETED:
             session.send_json(proto.remove_agent(agent.id))
+        elif outcome is Registration.REGISTERED:
+            await busy.forget_queue_depths(self.services, [agent.id])  # a fresh start
 
     def _bind(self, session: Session, agent_id: str, name: str) -> None:
         """This socket now holds the agent; another local socket that held it lets go."""
@@ -205,6 +238,7 @@ class GatewayEndpoint:
         unbind(self.services.hub, agent_id)
         await agents.agents_offline(self.services, [agent_id])
         await agents.agents_changed(self.services, session.user_id)
+        await busy.forget_queue_depths(self.services, [agent_id])
 
     async def agent_status(self, session: Session, message: proto.GatewayAgentStatus) -> None:
         if message.agent_id not in session.agents:
@@ -212,6 +246,8 @@ class GatewayEndpoint:
                         message.agent_id)  # fmt: skip
             return
         await agents.set_agent_status(self.services, message.agent_id, message.status)
+        if message.queue_depth is not None:
+            await busy.record_queue_depth(self.services, message.agent_id, message.queue_depth)
 
     # streaming (realtime.md §4) --------------------------------------------------------------
     async def message_chunk(self, session: Session, message: proto.GatewayMessageChunk) -> None:
@@ -219,6 +255,9 @@ class GatewayEndpoint:
             log.warning("Gateway attempted to send chunk for unowned agent %s", message.agent_id)
             return
         key: StreamKey = (message.agent_id, message.room_id, message.message_id)
+        if message.chunk is None:
+            self._drop_chunk(session, key, message)
+            return
         if self.streams.is_ended(key):
             return  # ended over the size cap: the rest of it is dropped
         stream = self.streams.get(key)
@@ -240,9 +279,22 @@ class GatewayEndpoint:
             chunk=message.chunk,
         ))  # fmt: skip
 
+    def _drop_chunk(
+        self, session: Session, key: StreamKey, message: proto.GatewayMessageChunk
+    ) -> None:
+        """D25: a chunk the hub cannot take is left out and the stream goes on; one warning per
+        stream (a gateway repeating the bad chunk type does not flood the log)."""
+        if message.too_large:
+            text = f"Chunk exceeds maximum size ({proto.MAX_CHUNK_CHARS} characters)"
+            session.send_json(proto.gateway_error(ErrorCode.CHUNK_TOO_LARGE.value, text))
+        if self._warned.note(key):
+            log.warning("Agent %s sent a chunk the hub cannot accept in reply %s, dropping it "
+                        "(the stream goes on): %s", message.agent_id, message.message_id,
+                        message.issue)  # fmt: skip
+
     async def _end_oversized(self, session: Session, stream: Stream) -> None:
         """Past the cap: an error chunk, the stream ends, what came so far is kept."""
-        text = too_large_text(self.streams.max_bytes)
+        text = stream_too_large_text(self.streams.max_bytes)
         log.warning("Agent %s reply %s exceeds %d bytes, ending the stream", stream.agent_id,
                     stream.message_id, self.streams.max_bytes)  # fmt: skip
         self.streams.end(stream.key)
@@ -253,7 +305,7 @@ class GatewayEndpoint:
         ))  # fmt: skip
         await self._publish_relayed()
         await agents.interrupt_stream(self.services, stream, name, reason=text)
-        session.send_json(proto.gateway_error(ErrorCode.MESSAGE_TOO_LARGE.value, text))
+        session.send_json(proto.gateway_error(ErrorCode.STREAM_TOO_LARGE.value, text))
 
     async def _end_idle_streams(self, now: float) -> None:
         for stream in self.streams.idle(now, STREAM_IDLE_S):
@@ -278,14 +330,21 @@ class GatewayEndpoint:
                         message.agent_id, message.message_id)  # fmt: skip
             return
         stream = self.streams.pop(key)
+        warned = self._warned.forget(key)  # a bad streamed chunk was logged already
+        if message.dropped and (not warned or not message.routable):
+            log.warning("Agent %s reply %s: left out what the hub cannot accept, storing the "
+                        "rest%s: %s", message.agent_id, message.message_id,
+                        "" if message.routable else " (not routed on)",
+                        "; ".join(message.dropped))  # fmt: skip
         chunks = message.chunks if message.chunks is not None or stream is None else stream.chunks
         stored = await agents.complete_agent_message(
             self.services, room_id=message.room_id, agent_id=message.agent_id,
             agent_name=self._name(message.agent_id), message_id=message.message_id,
             content=message.full_content, chunks=chunks,
             started=stream.started if stream is not None else None,
+            metadata=_target_metadata(message.target_agent_name),
         )  # fmt: skip
-        if stored is not None:  # §3.6 in the conversation's router, not in this reader
+        if stored is not None and message.routable:  # §3.6 in the conversation's router
             route_agent_message(self.services, stored, conversation_id=message.conversation_id,
                                 depth=message.depth)  # fmt: skip
 
@@ -332,6 +391,35 @@ class GatewayEndpoint:
         )
 
 
+def _target_metadata(target_agent_name: str | None) -> dict[str, Any] | None:
+    """631a1ad: a reply addressed to one agent (its MCP send_message / request_reply tools)
+    carries `{targetAgentName}`; routing reads it from there (actions/routing.py)."""
+    return {"targetAgentName": target_agent_name} if target_agent_name else None
+
+
+class WarnedStreams:
+    """The streams of this socket whose dropped chunk was already logged; bounded, since a
+    stream that never completes would otherwise stay here."""
+
+    LIMIT: Final = 4 * MAX_OPEN_STREAMS
+
+    def __init__(self) -> None:
+        self._keys: dict[StreamKey, None] = {}
+
+    def note(self, key: StreamKey) -> bool:
+        """Remember the stream; True the first time (the caller logs then)."""
+        if key in self._keys:
+            return False
+        if len(self._keys) >= self.LIMIT:
+            self._keys.pop(next(iter(self._keys)))  # the oldest
+        self._keys[key] = None
+        return True
+
+    def forget(self, key: StreamKey) -> bool:
+        """The stream completed; True when it had been logged."""
+        return self._keys.pop(key, False) is None
+
+
 def _decode(raw: Incoming) -> proto.GatewayMessage | None:
     """The typed message, or None after logging why the frame is dropped (§1.3)."""
     if isinstance(raw, TooLarge):
@@ -344,7 +432,7 @@ def _decode(raw: Incoming) -> proto.GatewayMessage | None:
     if isinstance(parsed, FrameError):
         log.warning(_FRAME_LOGS[parsed])
         return None
-    message = proto.decode_gateway(parsed)
+    message = proto.decode_gateway(parsed, frame_chars=len(raw))
     if isinstance(message, proto.Invalid):
         log.warning("Gateway sent invalid message format: %s", message.issue)
         return None
@@ -397,4 +485,5 @@ HANDLERS: Final[dict[type[Any], Handler]] = {
     proto.GatewayTerminalData: GatewayEndpoint.terminal_data,
     proto.GatewayTaskUpdate: GatewayEndpoint.task_update,
     proto.GatewayPermissionRequest: GatewayEndpoint.permission_request,
+    **relays.GATEWAY_HANDLERS,  # answers to client ↔ gateway relays (ws/relays.py)
 }

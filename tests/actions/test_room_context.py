@@ -44,6 +44,7 @@ async def test_context_lists_members_in_table_order_and_skips_missing_records(
             {"id": second, "name": "second", "type": "agent", "agentType": "claude-code",
              "capabilities": ["review"], "status": "online"},
         ],
+        "recentMessages": [],
     }  # fmt: skip
     only = await room_context_events(hub.services.db, room_id, agent_id=second)
     assert [e.target_id for e in only] == [second]
@@ -61,7 +62,9 @@ async def test_context_carries_the_system_prompt_and_is_empty_for_missing_rooms(
     )
     [event] = await room_context_events(hub.services.db, room_id)
     assert event.message["context"]["systemPrompt"] == "be kind"
-    assert list(event.message["context"]) == ["roomId", "roomName", "systemPrompt", "members"]
+    assert list(event.message["context"]) == [
+        "roomId", "roomName", "systemPrompt", "members", "recentMessages"
+    ]  # fmt: skip
     assert await room_context_events(hub.services.db, new_id()) == []
 
 
@@ -72,3 +75,28 @@ async def test_router_access_for_unknown_users_and_routers(hub: RunningHub) -> N
     assert await access_router_for_room(db, new_id(), alice.id) == "Router not found"
     assert await access_router_for_room(db, router_id, new_id()) == "User not found"
     assert await access_router_for_room(db, router_id, alice.id) == "Router not accessible"
+
+
+async def test_context_carries_the_last_twenty_messages_cut_to_500_characters(
+    hub: RunningHub,
+) -> None:
+    """head-gap B30: 631a1ad's `recentMessages`, oldest first."""
+    alice = await create_user(hub, display_name="Alice A")
+    room_id = await create_room(hub, alice)
+    agent_id = await insert_agent(hub, alice)
+    await add_agent_member(hub, room_id, agent_id, None)
+    for i in range(22):
+        sender = ("agent", "coder") if i % 2 else ("user", "alice")
+        await hub.services.db.execute(
+            "INSERT INTO messages (id, room_id, sender_id, sender_type, sender_name, content, "
+            "created_at) VALUES ($1, $2, 'x', $3, $4, $5, $6)",
+            new_id(), room_id, *sender, f"{i} " + "é" * (600 if i == 21 else 3),
+            f"2025-01-01T12:00:{i:02d}.000Z",
+        )  # fmt: skip
+    [event] = await room_context_events(hub.services.db, room_id)
+    recent = event.message["context"]["recentMessages"]
+    assert len(recent) == 20
+    assert recent[0] == {"senderName": "alice", "senderType": "user", "content": "2 ééé",
+                         "createdAt": "2025-01-01T12:00:02.000Z"}  # fmt: skip
+    assert recent[-1]["content"] == "21 " + "é" * 497
+    assert [r["senderType"] for r in recent[:2]] == ["user", "agent"]

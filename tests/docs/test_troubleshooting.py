@@ -35,7 +35,7 @@ from agentim.auth.tokens import TokenService
 from agentim.errors import ErrorCode
 from agentim.protocol.ids import new_id
 from agentim.settings import DEFAULT_MIME_TYPES, LOG_LEVELS, Settings, problems, redis_url_problem
-from agentim.ws import gateway_session, session as ws_session
+from agentim.ws import endpoints as ws_endpoints, gateway_session, listener, session as ws_session
 from tests.cli.procs import ROOT, base_env, free_port, run_cli
 from tests.conftest import TEST_JWT_SECRET, start_hub
 from tests.gateway_helpers import (
@@ -873,7 +873,13 @@ async def test_the_greps_find_what_the_hub_logs(
             response = await http.post("/api/routers", headers=user.headers, json=private)
             assert response.status_code == 400
             async with connect_gateway(hub) as gateway:
-                assert (await gateway.auth(user, token="junk"))["ok"] is False
+                assert (await gateway.auth(user, token="junk"))["ok"] is False  # a warning
+            await db.execute("ALTER TABLE gateways RENAME TO gateways_hidden_by_docs_test")
+            try:  # a server-side failure during gateway auth: an error line
+                async with connect_gateway(hub) as gateway:
+                    assert (await gateway.auth(user))["ok"] is False
+            finally:
+                await db.execute("ALTER TABLE gateways_hidden_by_docs_test RENAME TO gateways")
             await db.execute("ALTER TABLE routers RENAME TO routers_hidden_by_docs_test")
             try:
                 assert (await http.get("/api/routers", headers=user.headers)).status_code == 500
@@ -1008,3 +1014,100 @@ def test_version_command_and_links(tmp_path: Path) -> None:
     assert result.returncode == 0 and __version__ in result.stdout
     for target in re.findall(r"\]\(\./([\w.]+)\)", GUIDE):
         assert (ROOT / "docs" / target).is_file(), target
+
+
+# Refused input, per-socket warnings, early answers, socket counts (issue 15) ------------------
+@contextmanager
+def budgeted_logs() -> Iterator[LogLines]:
+    """As captured_logs, with the per-connection budget the hub's own handler applies."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logs.JsonFormatter())
+    handler.addFilter(logs.BudgetFilter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield LogLines(stream)
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+async def test_unstorable_text_is_refused_as_stated(
+    hub: RunningHub, client: httpx.AsyncClient
+) -> None:
+    body = section("Frames or requests refused for NUL or unpaired surrogate characters")
+    code, text = search(r"`server:error` `(\w+)` \"([^\"]+)\"", body)
+    (warned,) = search(r"logged at warn\s+`([^`]+)`", body)
+    (answer,) = search(r"`(\{\"ok\":false,\"error\":\"Validation failed\"[^`]+)`", body)
+    user = await signed_in_user(hub)
+    room_id = await create_room(hub, user)
+    response = await client.get(f"/api/messages/rooms/{room_id}?cursor=%00", headers=user.headers)
+    assert (response.status_code, response.text) == (400, answer)
+    with captured_logs() as lines:
+        async with signed_in(hub, user) as ws:
+            await ws.send('{"type":"client:join_room","roomId":"\\u0000"}')
+            expected = {"type": "server:error", "code": code, "message": text}
+            assert await ws.receive_type("server:error") == expected
+        async with signed_in_gateway(hub, user) as gateway:
+            await gateway.send('{"type":"gateway:terminal_data","agentId":"a","data":"\\ud800"}')
+            await gateway.sync()
+    records = lines.parsed()
+    assert [r["level"] for r in records if r["msg"] == warned] == [40]
+    assert not [r for r in records if r["level"] >= 50]
+
+
+async def test_a_sockets_warnings_stop_as_stated(hub: RunningHub) -> None:
+    body = section("A socket logs at most 20 warnings a minute")
+    limit, notice_at = (
+        int(n) for n in search(r"first (\d+) warnings in each minute\.\s+The\s+(\d+)st", body)
+    )
+    (notice,) = search(r"ends with\s+`\(([^`]+)\)`", body)
+    [script] = blocks(body, "bash")
+    grep, example = script.strip().splitlines()
+    summary = re.escape(json.loads(example.removeprefix("# "))["msg"]).replace("312", r"(\d+)")
+    summary = re.sub(r"<\w+>", r"\\S+", summary.replace(r"\<", "<").replace(r"\>", ">"))
+    user = await signed_in_user(hub)
+    frame = '{"type":"gateway:terminal_data","agentId":"a","data":"\\u0000"}'
+    with budgeted_logs() as lines:
+        async with signed_in_gateway(hub, user) as gateway:
+            for _ in range(limit + 10):
+                await gateway.send(frame)
+            await gateway.sync()
+        await lines.wait_for("were not logged")
+    refused = [line for line in lines.lines if "Gateway sent invalid message format" in line]
+    assert len(refused) == notice_at == limit + 1
+    assert notice in refused[-1]
+    [found] = run_pipeline(grep, lines.lines)
+    assert json.loads(found)["name"] == "Connections" and json.loads(found)["level"] == 40
+    matched = re.fullmatch(summary, json.loads(found)["msg"])
+    assert matched is not None and int(matched.group(1)) == 10 - 1
+    assert (limit, logs.BUDGET_WINDOW_S) == (ws_endpoints.LOG_BUDGET, 60.0)  # "a minute"
+
+
+async def test_an_early_answer_reaches_the_client_as_stated(hub: RunningHub) -> None:
+    body = section("Upload fails with a connection reset instead of an answer")
+    mib, seconds = search(r"at most (\d+) MiB, for at most (\d+) seconds", body)
+    assert int(mib) * 1024 * 1024 == listener.LINGER_MAX_BYTES
+    assert float(seconds) == listener.LINGER_S
+    (status_line,) = search(r"\(`(HTTP/1\.1 \d+ [A-Za-z ]+)`", body)
+    async with http_client(hub) as http:
+        response = await http.post("/api/upload", files={"file": ("a.bin", bytes(2 << 20))})
+    assert f"HTTP/1.1 {response.status_code} {response.reason_phrase}" == status_line
+    assert response.headers["connection"] == "close"
+
+
+async def test_health_counts_sockets_as_stated(hub: RunningHub, client: httpx.AsyncClient) -> None:
+    open_key, signed_key = search(
+        r"`(\w+)` is every open one, signed in or not;\s+`(\w+)` the signed-in ones",
+        section("High server memory"),
+    )
+    user = await signed_in_user(hub)
+    async with connect(hub), connect(hub), connect(hub), signed_in(hub, user):
+        with trio.fail_after(WAIT_S):
+            while (await client.get("/api/health")).json()["system"][open_key] != 4:  # noqa: ASYNC110
+                await trio.sleep(0.05)  # the count is what is being watched
+        system = (await client.get("/api/health")).json()["system"]
+    assert system[signed_key] == 1

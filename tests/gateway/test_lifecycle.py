@@ -29,13 +29,15 @@ AUTH_RESULT = "server:gateway_auth_result"
 async def test_gateway_auth_outcomes(hub: RunningHub, caplog: pytest.LogCaptureFixture) -> None:
     user, other = await signed_in_user(hub), await signed_in_user(hub)
     async with connect_gateway(hub) as gateway:
-        with caplog.at_level(logging.ERROR, logger="GatewayHandler"):
+        with caplog.at_level(logging.WARNING, logger="GatewayHandler"):
             assert await gateway.auth(user, token="junk") == {
                 "type": AUTH_RESULT,
                 "ok": False,
                 "error": "Authentication failed",
             }
-        assert "Gateway auth failed:" in caplog.text
+        # a bad token is the peer's mistake: a warning, never an error line (level 50)
+        [record] = [r for r in caplog.records if "Gateway auth failed:" in r.getMessage()]
+        assert record.levelno == logging.WARNING
         refresh = hub.services.tokens.issue(user.id, user.username, "refresh")
         assert (await gateway.auth(user, token=refresh))["error"] == "Invalid token type"
         assert await gateway.auth(user) == {"type": AUTH_RESULT, "ok": True}
@@ -54,16 +56,6 @@ async def test_per_user_gateway_limit(hub: RunningHub, caplog: pytest.LogCapture
         with caplog.at_level(logging.WARNING, logger="Connections"):
             assert (await second.auth(user))["error"] == "Too many gateway connections"
         assert f"User {user.id} exceeded max gateways (1)" in caplog.text
-
-
-async def test_frames_before_auth_are_dropped(
-    hub: RunningHub, caplog: pytest.LogCaptureFixture
-) -> None:
-    async with connect_gateway(hub) as gateway:
-        with caplog.at_level(logging.WARNING, logger="GatewayHandler"):
-            await gateway.send({"type": "gateway:unregister_agent", "agentId": "x"})
-            await gateway.sync()  # ping is allowed before auth
-        assert "Unauthenticated gateway attempted to send message" in caplog.text
 
 
 async def test_register_announces_status_and_sends_room_context(hub: RunningHub) -> None:
@@ -90,7 +82,7 @@ async def test_register_announces_status_and_sends_room_context(hub: RunningHub)
                 {"id": owner.id, "name": owner.username, "type": "user"},
                 {"id": agent_id, "name": name, "type": "agent", "agentType": "codex",
                  "capabilities": ["py"], "status": "online"},
-            ]}}  # fmt: skip
+            ], "recentMessages": []}}  # fmt: skip
         await gateway.send({"type": "gateway:agent_status", "agentId": agent_id,
                             "status": "busy"})  # fmt: skip
         busy = await client.receive_type("server:agent_status")

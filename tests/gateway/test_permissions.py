@@ -83,7 +83,7 @@ async def test_an_unanswered_request_expires(hub: RunningHub) -> None:
         await gateway.register(agent_id, agent_name())
         await add_agent_to_room(hub, room_id, agent_id)
         await client.join(room_id)
-        request = _request(room_id, agent_id, timeoutMs=300)
+        request = _request(room_id, agent_id, timeoutMs=1000)  # the least 631a1ad allows
         await _ask(gateway, request)
         await client.receive_type("server:permission_request")
         expired = await client.receive_type("server:permission_request_expired")
@@ -161,3 +161,56 @@ async def test_broker_expires_in_deadline_order_with_one_task(autojump_clock: An
         await trio.sleep(1)
         assert [rid for rid, _ in expired[3:]] == ["r4"]  # over the cap: expired at once
         nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize(
+    ("answer", "heard"),
+    [
+        ({"decision": "allowAlways"}, {"decision": "allowAlways"}),
+        ({"decision": "deny", "denyReason": "not on main"},
+         {"decision": "deny", "denyReason": "not on main"}),
+        ({"decision": "deny", "denyReason": ""}, {"decision": "deny"}),
+        ({"decision": "allow", "denyReason": "x" * 500}, {"decision": "allow",
+                                                          "denyReason": "x" * 500}),
+    ],
+)  # fmt: skip
+async def test_allow_always_and_deny_reasons_reach_the_gateway(
+    hub: RunningHub, answer: dict[str, str], heard: dict[str, str]
+) -> None:
+    """head-gap B2/B29/E7: 631a1ad's "Always allow" button and deny reason."""
+    owner = await signed_in_user(hub)
+    room_id = await create_room(hub, owner)
+    agent_id = f"agent-{new_id(8)}"
+    async with signed_in_gateway(hub, owner) as gateway, signed_in(hub, owner) as client:
+        await gateway.register(agent_id, agent_name())
+        await add_agent_to_room(hub, room_id, agent_id)
+        await client.join(room_id)
+        request = _request(room_id, agent_id)
+        await _ask(gateway, request)
+        await client.receive_type("server:permission_request")
+        await client.send({"type": "client:permission_response",
+                           "requestId": request["requestId"], **answer})  # fmt: skip
+        response = await gateway.receive_type("server:permission_response")
+        assert response == {"type": "server:permission_response",
+                            "requestId": request["requestId"], "agentId": agent_id,
+                            **heard}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        {"requestId": "q", "decision": "allowOnce"},
+        {"requestId": "q", "decision": "deny", "denyReason": "x" * 501},
+        {"requestId": "q", "decision": "deny", "denyReason": 3},
+        {"requestId": "q" * 101, "decision": "allow"},
+    ],
+)
+async def test_bad_permission_answers_are_invalid_messages(
+    hub: RunningHub, answer: dict[str, Any]
+) -> None:
+    owner = await signed_in_user(hub)
+    async with signed_in(hub, owner) as client:
+        await client.send({"type": "client:permission_response", **answer})
+        assert await client.receive_type("server:error") == {
+            "type": "server:error", "code": "INVALID_MESSAGE", "message": "Invalid message format"
+        }  # fmt: skip

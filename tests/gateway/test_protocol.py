@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -81,21 +82,78 @@ def test_decodes_every_type_and_drops_unknown_keys() -> None:
         ({"type": "gateway:agent_status", "agentId": "a", "status": "sleepy"},
          "Invalid enum value. Expected 'online' | 'offline' | 'busy' | 'error', "
          "received 'sleepy'"),
-        ({"type": "gateway:message_complete", "roomId": "r", "agentId": "a", "messageId": "m",
-          "fullContent": "x", "depth": -1}, "Number must be greater than or equal to 0"),
-        ({"type": "gateway:message_complete", "roomId": "r", "agentId": "a", "messageId": "m",
-          "fullContent": "x", "depth": 1.5}, "Expected integer, received float"),
-        ({"type": "gateway:message_chunk", "roomId": "r", "agentId": "a", "messageId": "m",
-          "chunk": {"type": "text", "content": "x" * (proto.MAX_CHUNK_CHARS + 1)}},
-         "String must contain at most 1000000 character(s)"),
+        ({"type": "gateway:message_complete", "roomId": "r", "agentId": "a", "messageId": "",
+          "fullContent": "x"}, "String must contain at least 1 character(s)"),
+        ({"type": "gateway:message_chunk", "roomId": "r", "agentId": "a", "messageId": "m"},
+         "Required"),
         ({"type": "gateway:unregister_agent", "agentId": None},
          "Expected string, received null"),
         ({"type": "gateway:permission_request", "requestId": "q", "agentId": "a", "roomId": "r",
-          "toolName": "t", "timeoutMs": 0}, "Number must be greater than 0"),
+          "toolName": "t", "timeoutMs": 999}, "Number must be greater than or equal to 1000"),
+        ({"type": "gateway:permission_request", "requestId": "q", "agentId": "a", "roomId": "r",
+          "toolName": "t", "timeoutMs": 1500.5}, "Expected integer, received float"),
     ],
 )  # fmt: skip
 def test_invalid_frames_report_zods_first_issue(frame: dict[str, Any], issue: str) -> None:
     assert proto.decode_gateway(frame) == proto.Invalid(issue)
+
+
+COMPLETE = {"type": "gateway:message_complete", "roomId": "r", "agentId": "a", "messageId": "m",
+            "fullContent": "x"}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("extra", "dropped"),
+    [
+        ({"depth": -1}, "depth: Number must be greater than or equal to 0"),
+        ({"depth": 1.5}, "depth: Expected integer, received float"),
+        ({"conversationId": "c" * 101}, "conversationId: String must contain at most 100"),
+        ({"targetAgentName": 7}, "targetAgentName: Expected string, received number"),
+    ],
+)
+def test_bad_routing_fields_leave_the_reply_unrouted_not_dropped(
+    extra: dict[str, Any], dropped: str
+) -> None:
+    """D25: the reply stays; a bad field it would be routed by stops only the routing."""
+    message = proto.decode_gateway({**COMPLETE, **extra})
+    assert isinstance(message, proto.GatewayMessageComplete)
+    assert message.full_content == "x" and not message.routable
+    [issue] = message.dropped
+    assert issue.startswith(dropped)
+
+
+def test_bad_chunks_are_left_out_one_by_one() -> None:
+    ok = {"type": "workspace_status", "content": "{}", "metadata": {"workingDirectory": "/w"}}
+    message = proto.decode_gateway({**COMPLETE, "chunks": [{"type": "nope", "content": ""}, ok,
+                                                           {"type": "text"}]})  # fmt: skip
+    assert isinstance(message, proto.GatewayMessageComplete)
+    assert message.chunks == [ok] and message.routable
+    assert message.dropped == (
+        "chunks[0]: Invalid enum value. Expected 'text' | 'thinking' | 'tool_use' | "
+        "'tool_result' | 'error' | 'workspace_status', received 'nope'",
+        "chunks[2]: Required",
+    )
+    whole = proto.decode_gateway({**COMPLETE, "chunks": {"not": "a list"}})
+    assert isinstance(whole, proto.GatewayMessageComplete) and whole.chunks is None
+    big = {"type": "text", "content": "x" * (proto.MAX_CHUNK_CHARS + 1)}
+    chunk = proto.decode_gateway({"type": "gateway:message_chunk", "roomId": "r", "agentId": "a",
+                                  "messageId": "m", "chunk": big})  # fmt: skip
+    assert chunk == proto.GatewayMessageChunk(
+        "r", "a", "m", None, "String must contain at most 1000000 character(s)", too_large=True
+    )
+
+
+def test_chunk_metadata_bounds() -> None:
+    at_limit = {f"k{i}": i for i in range(proto.MAX_CHUNK_METADATA_KEYS)}
+    assert proto.parse_chunk({"type": "text", "content": "", "metadata": at_limit})
+    # 100,000 characters of JSON text in all: {"v":"…"} is 8 characters around the value
+    assert proto.parse_chunk({"type": "text", "content": "", "metadata": {"v": "é" * 99_992}})
+    for metadata in ({**at_limit, "one": 1}, {"v": "é" * 99_993}):
+        chunk = proto.decode_gateway({"type": "gateway:message_chunk", "roomId": "r",
+                                      "agentId": "a", "messageId": "m",
+                                      "chunk": {"type": "text", "content": "",
+                                                "metadata": metadata}})  # fmt: skip
+        assert isinstance(chunk, proto.GatewayMessageChunk) and chunk.chunk is None
 
 
 def test_permission_timeout_is_capped() -> None:
@@ -110,7 +168,7 @@ def test_permission_timeout_is_capped() -> None:
         }
     )
     assert isinstance(message, proto.GatewayPermissionRequest)
-    assert message.timeout_ms == proto.MAX_PERMISSION_TIMEOUT_MS
+    assert message.timeout_ms == proto.MAX_PERMISSION_TIMEOUT_MS == 300_000
 
 
 @given(st.dictionaries(st.text(max_size=8), st.none() | st.integers() | st.text(max_size=8)))
@@ -132,3 +190,30 @@ def test_stream_buffers_bound_size_and_count() -> None:
     assert buffers.end(first.key) is first and buffers.is_ended(first.key)
     assert [s.message_id for s in buffers.idle(100.0, 50.0)] == ["m2"]
     assert buffers.drain() == [] and len(buffers) == 0
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
+                                                                max_size=4),
+    max_leaves=20,
+)  # fmt: skip
+
+
+@given(st.dictionaries(st.text(max_size=10), _JSON, max_size=60))
+def test_a_small_frame_skips_measuring_metadata_without_changing_the_outcome(
+    metadata: dict[str, Any],
+) -> None:
+    """The metadata JSON of a frame of n characters is at most 2n UTF-16 units long."""
+    frame = {
+        "type": "gateway:message_complete",
+        "roomId": "r",
+        "agentId": "a",
+        "messageId": "m",
+        "fullContent": "",
+        "chunks": [{**CHUNK, "metadata": metadata}],
+    }
+    text = json.dumps(frame)  # as a gateway would send it: escapes and all
+    measured = proto.decode_gateway(frame)
+    if len(text) <= proto.SMALL_FRAME_CHARS:
+        assert proto.decode_gateway(frame, frame_chars=len(text)) == measured

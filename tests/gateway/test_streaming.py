@@ -181,13 +181,14 @@ async def test_stream_over_the_cap_ends_with_an_error_chunk(
             error = await s.gateway.receive_type("server:error")
             assert error == {
                 "type": "server:error",
-                "code": "MESSAGE_TOO_LARGE",
-                "message": "Message exceeds maximum size (1024 bytes)",
+                "code": "STREAM_TOO_LARGE",
+                "message": "Stream total size exceeds maximum (1024 bytes)",
             }
             await s.gateway.complete(s.room_id, s.agent_id, reply_id, "x" * 1200)
             await s.gateway.sync()
         chunks = await _chunks(s.client, 3)
         assert [c["chunk"]["type"] for c in chunks] == ["text", "text", "error"]
+        assert chunks[-1]["chunk"]["content"] == "Stream total size exceeds maximum (1024 bytes)"
         message = (await s.client.receive_type("server:message_complete"))["message"]
         assert message["content"] == "x" * 800
         assert message["chunks"][-1]["type"] == "error"

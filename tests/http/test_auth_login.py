@@ -12,6 +12,7 @@ import pytest
 import trio
 
 from agentim.logs import JsonFormatter
+from agentim.protocol.storable import UNSTORABLE_TEXT
 from agentim.settings import Settings
 from tests.conftest import start_hub
 from tests.helpers import RunningHub, create_user, unique_name
@@ -202,8 +203,12 @@ async def test_failed_login_logs_a_json_line_without_the_password(
 async def test_login_with_unstorable_characters_is_not_a_500(client: httpx.AsyncClient) -> None:
     raw = b'{"username":"a\\u0000b\\ud800","password":"\\udfffx"}'
     response = await client.post("/api/auth/login", content=raw)
-    assert response.status_code == 401
-    assert response.json() == INVALID
+    assert response.status_code == 400
+    assert response.json() == {
+        "ok": False,
+        "error": "Validation failed",
+        "fields": [{"field": "username", "message": UNSTORABLE_TEXT}],
+    }
 
 
 async def test_login_with_long_password_is_refused_not_crashed(

@@ -103,7 +103,7 @@ async def test_create_room_returns_201_and_stores_owner_and_members(
     assert response.headers["content-type"] == "application/json"
     data = response.json()["data"]
     assert list(data) == ["id", "name", "type", "broadcastMode", "systemPrompt", "routerId",
-                          "createdById", "createdAt", "updatedAt"]  # fmt: skip
+                          "agentCommandRole", "createdById", "createdAt", "updatedAt"]  # fmt: skip
     assert data["name"] == "Team chat"
     assert (data["type"], data["broadcastMode"], data["routerId"]) == ("group", False, None)
     assert data["systemPrompt"] == "<i>raw</i>"

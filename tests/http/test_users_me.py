@@ -10,6 +10,7 @@ import pytest
 import trio
 
 from agentim.protocol.events import Target
+from agentim.protocol.storable import UNSTORABLE_TEXT
 from tests.helpers import RunningHub, User, create_user, login, signed_in_user
 
 
@@ -126,15 +127,17 @@ async def test_update_profile_validation_leaves_the_row_unchanged(
     assert await _row(hub, user) == before
 
 
-async def test_update_profile_with_nul_and_lone_surrogate_is_stored(
+async def test_update_profile_with_nul_or_lone_surrogate_is_refused(
     hub: RunningHub, client: httpx.AsyncClient
 ) -> None:
     user = await signed_in_user(hub)
-    response = await client.put(
-        "/api/users/me", headers=user.headers, content=b'{"displayName":"a\\u0000b\\ud800"}'
-    )
-    assert response.status_code == 200
-    assert response.json()["data"]["displayName"] == "a\ufffdb\ufffd"
+    before = await client.get("/api/users/me", headers=user.headers)
+    for raw in (b'{"displayName":"a\\u0000b"}', b'{"displayName":"a\\ud800"}'):
+        response = await client.put("/api/users/me", headers=user.headers, content=raw)
+        assert response.status_code == 400
+        assert response.json()["fields"] == [{"field": "displayName", "message": UNSTORABLE_TEXT}]
+    after = await client.get("/api/users/me", headers=user.headers)
+    assert after.json() == before.json()
 
 
 async def test_password_change_revokes_every_session(

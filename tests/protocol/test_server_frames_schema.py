@@ -133,7 +133,7 @@ async def test_every_frame_type_the_hub_sends_passes_the_client_rules(
         await gateway.send({"type": "gateway:terminal_data", "agentId": agent_id, "data": "$ ls"})
         await gateway.send({"type": "gateway:permission_request", "requestId": new_id(),
                             "agentId": agent_id, "roomId": room_id, "toolName": "Bash",
-                            "toolInput": {"command": "ls"}, "timeoutMs": 300})  # fmt: skip
+                            "toolInput": {"command": "ls"}, "timeoutMs": 1000})  # fmt: skip
         await _until(lambda: "server:new_message" in watchers[0].types())
         sent = next(f for f in watchers[0].frames if f["type"] == "server:new_message")
         message_id = sent["message"]["id"]
