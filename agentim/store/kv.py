@@ -4,8 +4,9 @@ The hot calls (`incr_window`, `publish`, `get`, `set`, `delete`) go over the tri
 in `resp.py`; the rest goes through redis.asyncio on the bridge (STYLE §5.23). Sentinel URLs use
 redis.asyncio for everything: the native client does not speak the sentinel discovery protocol.
 
-Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`), with an
-optional prefix that only tests set. Every Redis failure surfaces as KvUnavailable.
+Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`) plus the
+events stream `agentim:events`, with an optional prefix (REDIS_KEY_PREFIX). Every Redis failure
+surfaces as KvUnavailable.
 """
 
 from __future__ import annotations
@@ -37,7 +38,22 @@ COMMAND_TIMEOUT_S: Final = 5.0
 # bursts wait (at most COMMAND_TIMEOUT_S) for a free connection instead.
 AIO_MAX_CONNECTIONS: Final = 64
 CLOSE_TIMEOUT_S: Final = 2.0  # closing the clients on shutdown
-EVENTS_CHANNEL: Final = "agentim:events"
+# Events: each is appended to one Redis stream (a key, so it lives in the URL's database under
+# the key prefix) and, in the same atomic step, pushed on a pub/sub channel with its entry id.
+# Subscribers get pushes (cheap); after a lost subscription they read what they missed from the
+# stream. Channels are server-wide, so the channel name carries the prefix and the database
+# number: hubs sharing a Redis server never see each other's events.
+EVENTS_STREAM: Final = "agentim:events"
+EVENT_FIELD: Final = b"e"  # a stream entry's one field: the encoded event
+# The stream keeps about this many entries (XADD MAXLEN ~): a subscriber away for less time than
+# the hub takes to publish them misses nothing (100 s at 100 events/s, a few MB of memory).
+EVENTS_STREAM_MAXLEN: Final = 10_000
+# KEYS[1] stream; ARGV channel, payload, maxlen. The push is `<entry id>\n<payload>`.
+_PUBLISH_EVENT_LUA: Final = """
+local id = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'e', ARGV[2])
+redis.call('PUBLISH', ARGV[1], id .. '\\n' .. ARGV[2])
+return id
+"""
 # One atomic step: INCR, and EXPIRE only on the first hit, so windows are fixed (api.md §2.4).
 _INCR_WINDOW_LUA: Final = """
 local count = redis.call('INCRBY', KEYS[1], ARGV[2])
@@ -80,6 +96,14 @@ def _sentinel_client(url: str) -> aioredis.Redis:
     return sentinel.master_for(service, password=password, db=db, ssl=ssl)
 
 
+def url_db(url: str) -> int:
+    """The database number a Redis URL selects (0 unless it says otherwise)."""
+    if _is_sentinel(url):
+        path = [p for p in urlsplit(url).path.split("/") if p]
+        return int(path[1]) if len(path) > 1 else 0
+    return resp.parse_url(url).db
+
+
 def _is_sentinel(url: str) -> bool:
     return urlsplit(url).scheme.endswith("+sentinel")
 
@@ -109,11 +133,17 @@ class Kv:
     """
 
     def __init__(
-        self, client: aioredis.Redis, *, prefix: str = "", native: resp.Pool | None = None
+        self,
+        client: aioredis.Redis,
+        *,
+        prefix: str = "",
+        native: resp.Pool | None = None,
+        db: int = 0,
     ) -> None:
         self._client = client
         self._native = native
         self.prefix = prefix
+        self.db = db  # the URL's database number: pub/sub channels are server-wide
         self._scripts: dict[str, Any] = {}  # Lua source → redis.asyncio script object
 
     @property
@@ -218,17 +248,89 @@ class Kv:
             if int(cursor) == 0:
                 return found
 
-    async def publish(self, channel: str, payload: bytes) -> None:
-        await self.publish_many(channel, [payload])
+    @property
+    def events_channel(self) -> str:
+        return f"{self.key(EVENTS_STREAM)}:{self.db}"
 
-    async def publish_many(self, channel: str, payloads: list[bytes]) -> None:
-        """PUBLISH each payload, in order, in one round trip (pipelined)."""
+    async def publish_events(self, payloads: list[bytes]) -> None:
+        """Store and push each payload, in order, in one round trip (pipelined).
+
+        Raises KvUnavailable if Redis did not answer or refused an event (out of memory).
+        """
+        key, channel = self.key(EVENTS_STREAM), self.events_channel
         if self._native is None:
             for payload in payloads:
-                await self._call(self._client.publish, self.key(channel), payload)
+                await self.eval_script(
+                    _PUBLISH_EVENT_LUA, [key], [channel, payload, EVENTS_STREAM_MAXLEN]
+                )
             return
+        sha = _sha1(_PUBLISH_EVENT_LUA)
+        args: list[tuple[resp.Arg, ...]] = [
+            (key, channel, p, EVENTS_STREAM_MAXLEN) for p in payloads
+        ]
         with _native_guard():
-            await self._native.call_many([("PUBLISH", self.key(channel), p) for p in payloads])
+            replies = await self._native.call_many([("EVALSHA", sha, 1, *a) for a in args])
+            unknown = [i for i, r in enumerate(replies) if _is_noscript(r)]
+            if unknown:  # a restarted Redis has an empty script cache
+                again = await self._native.call_many(
+                    [("EVAL", _PUBLISH_EVENT_LUA, 1, *args[i]) for i in unknown]
+                )
+                for i, reply in zip(unknown, again, strict=True):
+                    replies[i] = reply
+        refused = [r for r in replies if isinstance(r, resp.RespError)]
+        if refused:
+            raise KvUnavailable(f"{len(refused)} of {len(replies)} events refused: {refused[0]}")
+
+    async def stream_last_id(self) -> bytes:
+        """The id of the events stream's newest entry; `0-0` when it is empty or missing."""
+        entries = await self._stream_call("XREVRANGE", "+", "-", "COUNT", 1)
+        return entries[0][0] if entries else b"0-0"
+
+    async def stream_has(self, entry_id: bytes) -> bool:
+        """Whether the events stream still holds the entry (not trimmed, not lost)."""
+        return bool(await self._stream_call("XRANGE", entry_id, entry_id))
+
+    async def stream_after(self, entry_id: bytes, count: int) -> list[resp.StreamEntry]:
+        """Up to `count` entries of the events stream after `entry_id`, oldest first."""
+        key = self.key(EVENTS_STREAM)
+        reply = await self._raw("XREAD", "COUNT", count, "STREAMS", key, entry_id)
+        if not reply:  # nothing after it (the server's null; redis.asyncio makes it [])
+            return []
+        if not (isinstance(reply, list) and reply and isinstance(reply[0], list)):
+            raise KvUnavailable(f"unexpected reply to XREAD: {reply!r:.100}")
+        return _entries(reply[0][1])
+
+    async def _stream_call(self, command: str, *args: resp.Arg) -> list[resp.StreamEntry]:
+        return _entries(await self._raw(command, self.key(EVENTS_STREAM), *args))
+
+    async def _raw(self, *args: resp.Arg) -> resp.Reply:
+        """A command whose reply is wanted as the server sent it (no redis-py parsing)."""
+        if self._native is not None:
+            return await self._native_call(self._native, *args)
+        reply = await self._call(self._client.execute_command, *args, NEVER_DECODE=True)
+        return _as_reply(reply)
+
+
+def _entries(reply: resp.Reply) -> list[resp.StreamEntry]:
+    try:
+        return resp.stream_entries(reply, EVENT_FIELD)
+    except resp.RespError as exc:
+        raise KvUnavailable(str(exc)) from exc
+
+
+def _as_reply(value: Any) -> resp.Reply:
+    """redis-py's answer to a raw command as resp.Reply (tuples and lists of bytes and ints)."""
+    if isinstance(value, list | tuple):
+        return [_as_reply(v) for v in value]
+    if isinstance(value, dict):  # a parsed stream entry's fields
+        return [x for pair in value.items() for x in map(_as_reply, pair)]
+    if isinstance(value, str):
+        return value.encode()
+    return value  # type: ignore[no-any-return]
+
+
+def _is_noscript(reply: resp.Reply) -> bool:
+    return isinstance(reply, resp.RespError) and str(reply).startswith("NOSCRIPT")
 
 
 @contextmanager
@@ -263,7 +365,7 @@ async def _ping_with_retry(kv: Kv) -> None:
 async def open_redis(url: str, *, prefix: str = "") -> AsyncIterator[Kv]:
     """Connect and PING (3 tries, 1 s apart); closed on exit."""
     native = native_pool_for(url)
-    kv = Kv(client_for(url), prefix=prefix, native=native)
+    kv = Kv(client_for(url), prefix=prefix, native=native, db=url_db(url))
     try:
         await _ping_with_retry(kv)
         yield kv
