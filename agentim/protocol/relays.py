@@ -615,7 +615,10 @@ def query_agent_info(agent_id: str, room_id: str | None) -> dict[str, Any]:
 
 
 def agent_info(agent: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "server:agent_info", "agent": agent}
+    """The REST agent object (or it merged with the gateway's live settings), its null members
+    left out: 631a1ad's web client drops the whole frame on a null `workingDirectory`,
+    `lastSeenAt` or `connectionType` (its agent schema has them optional, never nullable)."""
+    return {"type": "server:agent_info", "agent": _without_none(agent)}
 
 
 def agent_info_key(agent_id: str) -> str:
