@@ -82,6 +82,7 @@ async def create_room() -> Response:
 @require_auth
 @check_ids("id")
 async def get_room(id: str) -> Response:
+    """The room with its first 100 members (named) and `totalMembers`."""
     db = services().db
     room = await store.get_room(db, id)
     if room is None:
@@ -118,6 +119,7 @@ async def delete_room(id: str) -> Response:
 @require_auth
 @check_ids("id")
 async def list_members(id: str) -> Response:
+    """A page of the room's members, named; `?limit` (1..500, 100) and `?offset`."""
     db = services().db
     if not await is_member(db, principal().user_id, id):
         raise forbidden(actions.NOT_A_MEMBER)
