@@ -58,8 +58,12 @@ def room_list_json(row: Row) -> dict[str, Any]:
 
 
 def member_json(row: Row) -> dict[str, Any]:
-    """A room member row (15.4); no names."""
-    return {
+    """A room member row (15.4) plus `displayName` (A20) when the row carries a name.
+
+    The name is the user's display name or the agent's name (store.rooms.list_members joins
+    it); a member whose user or agent row is gone has none, and the key is left out.
+    """
+    member = {
         "roomId": row["room_id"],
         "memberId": row["member_id"],
         "memberType": row["member_type"],
@@ -71,6 +75,10 @@ def member_json(row: Row) -> dict[str, Any]:
         "lastReadAt": row["last_read_at"],
         "joinedAt": row["joined_at"],
     }
+    name = row.get("display_name")
+    if name is not None:
+        member["displayName"] = name
+    return member
 
 
 def parse_mentions_text(text: str | None) -> list[Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
 from agentim.actions import rooms as actions
 from agentim.actions.serialize import member_json, room_json, room_list_json
@@ -24,6 +24,7 @@ from agentim.http._request import (
 )
 from agentim.http.not_found import add_not_found_routes, authenticated_with_ids
 from agentim.http.validate import Bool, Enum, List, Str, parse_dict
+from agentim.settings import parse_js_int
 from agentim.store import rooms as store
 from agentim.store.membership import is_member
 
@@ -81,14 +82,17 @@ async def create_room() -> Response:
 @require_auth
 @check_ids("id")
 async def get_room(id: str) -> Response:
+    """The room with its first 100 members (named) and `totalMembers`."""
     db = services().db
     room = await store.get_room(db, id)
     if room is None:
         raise not_found("Room not found")
     if not await is_member(db, principal().user_id, id):
         raise forbidden(actions.NOT_A_MEMBER)
-    members = [member_json(row) for row in await store.list_members(db, id)]
-    return ok({**room_json(room), "members": members})
+    rows = await store.list_members(db, id, limit=store.MEMBERS_INLINE)
+    members = [member_json(row) for row in rows]
+    total = await store.count_members(db, id)
+    return ok({**room_json(room), "members": members, "totalMembers": total})
 
 
 @blueprint.put("/api/rooms/<id>")
@@ -115,11 +119,24 @@ async def delete_room(id: str) -> Response:
 @require_auth
 @check_ids("id")
 async def list_members(id: str) -> Response:
+    """A page of the room's members, named; `?limit` (1..500, 100) and `?offset`."""
     db = services().db
     if not await is_member(db, principal().user_id, id):
         raise forbidden(actions.NOT_A_MEMBER)
-    rows = await store.list_members(db, id, limit=store.MAX_MEMBERS_LISTED)
-    return ok([member_json(row) for row in rows])
+    limit, offset = _page_args()
+    rows = await store.list_members(db, id, limit=limit, offset=offset)
+    total = await store.count_members(db, id)
+    page = {"limit": limit, "offset": offset, "total": total}
+    return ok([member_json(row) for row in rows], pagination=page)
+
+
+def _page_args() -> tuple[int, int]:
+    """`?limit&offset` read as parseInt would: junk or absent → the default, then clamped."""
+    limit = parse_js_int(
+        request.args.get("limit"), store.MEMBERS_PAGE_DEFAULT, 1, store.MEMBERS_PAGE_MAX
+    )
+    offset = parse_js_int(request.args.get("offset"), 0, 0, store.MEMBERS_OFFSET_MAX)
+    return limit, offset
 
 
 @blueprint.post("/api/rooms/<id>/members")

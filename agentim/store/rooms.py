@@ -7,7 +7,11 @@ from typing import Any, Final
 
 from agentim.store.db import Conn, Row
 
-MAX_MEMBERS_LISTED: Final = 500  # GET /api/rooms/:id/members cap (api.md §2.12)
+# GET /api/rooms/:id/members paging (A20): `limit` defaults to 100 within 1..500, `offset` >= 0.
+MEMBERS_PAGE_DEFAULT: Final = 100
+MEMBERS_PAGE_MAX: Final = 500
+MEMBERS_OFFSET_MAX: Final = 2**31 - 1  # past any room; a huge ?offset never overflows OFFSET
+MEMBERS_INLINE: Final = 100  # members GET /api/rooms/:id carries inline (A21); the rest by paging
 # API field → column, the only columns PUT /api/rooms/:id may change.
 UPDATABLE_COLUMNS: Final = {
     "name": "name",
@@ -88,14 +92,33 @@ async def get_agent_owner(conn: Conn, agent_id: str) -> Row | None:
 
 # Members in the order they joined; rows inserted together keep their insertion order.
 _MEMBER_ORDER: Final = "ORDER BY m.joined_at, m.ctid"
+# A total order that an UPDATE of a member row cannot change (ctid moves on every update), so
+# consecutive pages of GET /api/rooms/:id/members neither repeat nor skip a member.
+_PAGE_ORDER: Final = "ORDER BY m.joined_at, m.member_id"
+# Each member row with `display_name`: the user's display name or the agent's name, NULL when
+# the row points at nothing (member_id has no foreign key). One join instead of a query per kind.
+_MEMBERS_WITH_NAMES: Final = (
+    "SELECT m.*, CASE m.member_type WHEN 'user' THEN u.display_name ELSE a.name END "
+    "AS display_name FROM room_members m "
+    "LEFT JOIN users u ON m.member_type = 'user' AND u.id = m.member_id "
+    "LEFT JOIN agents a ON m.member_type = 'agent' AND a.id = m.member_id "
+    "WHERE m.room_id = $1"
+)
 
 
-async def list_members(conn: Conn, room_id: str, *, limit: int | None = None) -> list[Row]:
-    """Every member row (users and agents), in join order."""
+async def list_members(
+    conn: Conn, room_id: str, *, limit: int | None = None, offset: int = 0
+) -> list[Row]:
+    """Member rows (users and agents) with `display_name`, in join order; a page if `limit`."""
     return await conn.fetch(
-        f"SELECT m.* FROM room_members m WHERE m.room_id = $1 {_MEMBER_ORDER} LIMIT $2",
-        room_id, limit,
-    )  # fmt: skip
+        f"{_MEMBERS_WITH_NAMES} {_PAGE_ORDER} LIMIT $2 OFFSET $3", room_id, limit, offset
+    )
+
+
+async def count_members(conn: Conn, room_id: str) -> int:
+    """How many member rows (users and agents) the room has."""
+    total = await conn.fetchval("SELECT count(*) FROM room_members WHERE room_id = $1", room_id)
+    return int(total or 0)
 
 
 async def update_room(conn: Conn, room_id: str, changes: Mapping[str, Any], now: str) -> Row | None:

@@ -240,12 +240,14 @@ async def test_get_room_returns_room_and_every_member_row(
 
     assert response.status_code == 200
     data = response.json()["data"]
-    assert data["id"] == room_id and list(data)[-1] == "members"
+    assert data["id"] == room_id and list(data)[-2:] == ["members", "totalMembers"]
+    assert data["totalMembers"] == 3
     members = {m["memberId"]: m for m in data["members"]}
     assert set(members) == {alice.id, bob.id, agent_id}
     assert list(members[agent_id]) == ["roomId", "memberId", "memberType", "role",
                                        "roleDescription", "notificationPref", "pinnedAt",
-                                       "archivedAt", "lastReadAt", "joinedAt"]  # fmt: skip
+                                       "archivedAt", "lastReadAt", "joinedAt",
+                                       "displayName"]  # fmt: skip
     assert members[agent_id]["memberType"] == "agent"
     assert members[agent_id]["roleDescription"] == "reviews code"
     assert members[alice.id]["role"] == "owner"
