@@ -4,9 +4,10 @@ the request to the gateway, and the gateway's answer back to the user who asked.
 Every hop is an event (D15): a request reaches the agent's gateway as a `Target.AGENT` event and
 a gateway addressed by id as the hub control `gateway_frame` (routing/relay_requests.py), so the
 client and the gateway may be on different processes; answers go to the user's client sockets
-(`Target.USER`). What must outlive one process (which process holds a gateway, pending workspace
-requests, who waits for a command's result) is in Redis (store/relays.py); while Redis is down
-each process knows only its own sockets (D16). Secrets (API keys, OAuth URLs) are never logged.
+(`Target.USER`). What must outlive one process is in Redis: which process holds a gateway
+(actions/gateways.py), pending workspace requests and who waits for a command's result
+(store/relays.py); while Redis is down each process knows only its own sockets (D16). Secrets
+(API keys, OAuth URLs) are never logged.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import json
 import logging
 from typing import Any, Final
 
+from agentim.actions.gateways import gateway_online
 from agentim.actions.messages import remove_upload_files
 from agentim.errors import AgentImError, ErrorCode
 from agentim.protocol import relays as proto
 from agentim.protocol.events import Event, Target, frame_event
 from agentim.protocol.ids import new_id
-from agentim.routing.hub import LiveSession
 from agentim.routing.relay_requests import gateway_frame_event
 from agentim.services import Services
 from agentim.store import agents as agent_rows, relays as store
@@ -51,38 +52,6 @@ def _refused(code: ErrorCode, message: str, status: int = 400) -> AgentImError:
 def may_command(required: str, role: str | None) -> bool:
     """The room's agentCommandRole lets a sender of `role` (None: no member) command agents."""
     return required == "member" or ROLE_RANK.get(role or "", -1) >= ROLE_RANK.get(required, 0)
-
-
-# gateway sockets by id --------------------------------------------------------------------------
-async def gateway_connected(services: Services, session: LiveSession, gateway_id: str) -> None:
-    """A gateway socket authenticated: frames for its id now reach it from any process."""
-    dropped = services.relays.add_gateway(services.hub, gateway_id, session)
-    relay_kv, process_id = store.RelayKv(services.kv), services.hub.process_id
-    try:
-        for old in dropped:
-            await relay_kv.unbind_gateway(old, process_id)
-        await relay_kv.bind_gateway(gateway_id, process_id)
-    except KvUnavailable as exc:
-        gateway_log.warning("Redis unavailable, gateway %s reachable from this process only: %s",
-                            gateway_id, exc)  # fmt: skip
-
-
-async def gateway_disconnected(services: Services, session: LiveSession, gateway_id: str) -> None:
-    if not services.relays.remove_gateway(gateway_id, session):
-        return  # a newer socket holds the id
-    try:
-        await store.RelayKv(services.kv).unbind_gateway(gateway_id, services.hub.process_id)
-    except KvUnavailable:
-        pass  # the binding dies with this process's heartbeat
-
-
-async def gateway_online(services: Services, gateway_id: str) -> bool:
-    if gateway_id in services.relays.gateways:
-        return True
-    try:
-        return await store.RelayKv(services.kv).gateway_process(gateway_id) is not None
-    except KvUnavailable:
-        return False  # events stay in this process while Redis is down
 
 
 async def agent_online(services: Services, agent_id: str) -> bool:
