@@ -26,11 +26,12 @@ FOREIGN: Final = "foreign"
 BINDING_TTL_S: Final = 7 * 86400  # bindings are deleted on unbind; the TTL only bounds leaks
 PERMISSION_SLACK_S: Final = 60  # a request's key outlives its expiry, so the expiry finds it
 
-# ARGV: the key prefix, then agent ids; returns the ids bound to a live process.
+# ARGV: the key prefix, the binding's key prefix (`agent:gw:` or `gw:proc:`), then ids; returns
+# the ids bound to a live process.
 _LIVE_LUA: Final = """
 local live = {}
-for i = 2, #ARGV do
-  local pid = redis.call('GET', ARGV[1] .. 'agent:gw:' .. ARGV[i])
+for i = 3, #ARGV do
+  local pid = redis.call('GET', ARGV[1] .. ARGV[2] .. ARGV[i])
   if pid and redis.call('EXISTS', ARGV[1] .. 'presence:hub:' .. pid) == 1 then
     table.insert(live, ARGV[i])
   end
@@ -64,17 +65,6 @@ return owned
 """
 
 
-# ARGV: the key prefix, then gateway ids; returns the ids held by a live process.
-_LIVE_GATEWAYS_LUA: Final = """
-local live = {}
-for i = 2, #ARGV do
-  local pid = redis.call('GET', ARGV[1] .. 'gw:proc:' .. ARGV[i])
-  if pid and redis.call('EXISTS', ARGV[1] .. 'presence:hub:' .. pid) == 1 then
-    table.insert(live, ARGV[i])
-  end
-end
-return live
-"""
 # ARGV: the key prefix, the gateway id: the process holding it if that process is alive.
 _GATEWAY_PROCESS_LUA: Final = """
 local pid = redis.call('GET', ARGV[1] .. 'gw:proc:' .. ARGV[2])
@@ -184,10 +174,7 @@ class GatewayKv:
 
     async def live_agents(self, agent_ids: Sequence[str]) -> set[str]:
         """The agents among `agent_ids` whose gateway is on a live hub process."""
-        if not agent_ids:
-            return set()
-        found = await self._kv.eval_script(_LIVE_LUA, [], [self._kv.prefix, *agent_ids])
-        return _names(found)
+        return await self._live("agent:gw:", agent_ids)
 
     async def process_agents(self, process_id: str) -> set[str]:
         """The agents bound to this process (not since taken over by another one)."""
@@ -216,9 +203,13 @@ class GatewayKv:
 
     async def live_gateways(self, gateway_ids: Sequence[str]) -> set[str]:
         """The gateways among `gateway_ids` held by a live hub process."""
-        if not gateway_ids:
+        return await self._live("gw:proc:", gateway_ids)
+
+    async def _live(self, binding: str, ids: Sequence[str]) -> set[str]:
+        """The ids whose `<binding><id>` names a live hub process."""
+        if not ids:
             return set()
-        found = await self._kv.eval_script(_LIVE_GATEWAYS_LUA, [], [self._kv.prefix, *gateway_ids])
+        found = await self._kv.eval_script(_LIVE_LUA, [], [self._kv.prefix, binding, *ids])
         return _names(found)
 
     # permission requests ----------------------------------------------------------------------
