@@ -42,16 +42,10 @@ COMMAND_DENIED: Final = "Insufficient permissions to command agents in this room
 NOT_A_MEMBER: Final = "You are not a member of this room"
 AGENT_NOT_MEMBER: Final = "Agent is not a member of this room"
 API_KEY_REQUIRED: Final = "API key is required for API mode credentials"
-ROLE_RANK: Final = {"owner": 2, "admin": 1, "member": 0}
 
 
 def _refused(code: ErrorCode, message: str, status: int = 400) -> AgentImError:
     return AgentImError(status, message, code=code)
-
-
-def may_command(required: str, role: str | None) -> bool:
-    """The room's agentCommandRole lets a sender of `role` (None: no member) command agents."""
-    return required == "member" or ROLE_RANK.get(role or "", -1) >= ROLE_RANK.get(required, 0)
 
 
 async def agent_online(services: Services, agent_id: str) -> bool:
@@ -142,7 +136,7 @@ async def agent_command(
         AgentImError: ROOM_NOT_FOUND, NOT_A_MEMBER, or PERMISSION_DENIED below agentCommandRole.
     """
     access = await _access(services, user_id, message.room_id, message.agent_id)
-    if not may_command(access["required"], access["role"]):
+    if not access["may_command"]:  # the room's agentCommandRole (store/membership.py)
         raise _refused(ErrorCode.PERMISSION_DENIED, COMMAND_DENIED, 403)
     if not await agent_online(services, message.agent_id):
         return proto.agent_command_result(

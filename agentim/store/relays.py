@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from agentim.store.db import Conn, Row
 from agentim.store.kv import Kv, KvUnavailable
+from agentim.store.membership import MAY_COMMAND_SQL, ROLE_SQL
 
 _TAKE_LUA: Final = """
 local value = redis.call('GET', KEYS[1])
@@ -74,12 +75,12 @@ async def get_gateway_owner(conn: Conn, gateway_id: str) -> str | None:
 
 async def command_access(conn: Conn, room_id: str, user_id: str, agent_id: str) -> Row | None:
     """The room's `agent_command_role` as `required`, the user's role there (`role`, None for
-    no member: a member row's role, else `owner` for the creator) and whether the agent is an
-    agent member (`agent_member`); None when the room does not exist."""
+    no member: a member row's role, else `owner` for the creator), whether that role may command
+    the room's agents (`may_command`, the rule the message insert applies) and whether the agent
+    is an agent member (`agent_member`); None when the room does not exist."""
     return await conn.fetchrow(
-        "SELECT r.agent_command_role AS required, COALESCE((SELECT m.role FROM room_members m "
-        "WHERE m.room_id = r.id AND m.member_id = $2 AND m.member_type = 'user'), "
-        "CASE WHEN r.created_by_id = $2 THEN 'owner' END) AS role, "
+        f"SELECT r.agent_command_role AS required, {ROLE_SQL} AS role, "
+        f"{MAY_COMMAND_SQL} AS may_command, "
         "EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.member_id = $3 "
         "AND m.member_type = 'agent') AS agent_member FROM rooms r WHERE r.id = $1",
         room_id, user_id, agent_id,
