@@ -256,10 +256,9 @@ async def spawn_agent(
     Raises:
         AgentImError: 404 `Gateway not found`, 503 `Gateway is offline`.
     """
-    if await store.get_gateway_owner(services.db, gateway_id) != user_id:
-        raise AgentImError(404, GATEWAY_NOT_FOUND)
+    await _owned_gateway(services, user_id, gateway_id)
     if not await gateway_online(services, gateway_id):
-        raise AgentImError(503, GATEWAY_OFFLINE)
+        raise _refused(ErrorCode.GATEWAY_OFFLINE, GATEWAY_OFFLINE, 503)
     frame = proto.spawn_agent(request_id=new_id(), agent_type=agent_type, name=name,
                               working_directory=working_directory,
                               credential_id=credential_id)  # fmt: skip
