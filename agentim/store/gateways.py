@@ -240,8 +240,7 @@ class GatewayKv:
         ids: list[str] = sorted(await self._kv.smembers(f"perm:room:{room_id}"))
         if not ids:
             return []
-        keys = [self._kv.key(f"perm:{i}") for i in ids]
-        values = await self._kv._call(self._kv.client.mget, keys)
+        values = await self._kv.mget(*(f"perm:{i}" for i in ids))
         found = [json.loads(v) for v in values if v is not None]
         stale = [i for i, v in zip(ids, values, strict=True) if v is None]
         if stale:
