@@ -337,6 +337,7 @@ async def _deliver(services: Services, deliveries: Sequence[dict[str, Any]]) -> 
     except KvUnavailable:
         live = set(ids)
     offline: set[str] = set()
+    events: list[Event] = []
     for delivery in deliveries:
         agent_id = delivery["agentId"]
         if agent_id not in live:
@@ -345,5 +346,6 @@ async def _deliver(services: Services, deliveries: Sequence[dict[str, Any]]) -> 
             services.metrics.undeliverable_total.inc()
             offline.add(agent_id)
             continue
-        await services.events.publish(frame_event(Target.AGENT, agent_id, delivery))
+        events.append(frame_event(Target.AGENT, agent_id, delivery))
+    await services.events.publish_all(events)  # in order, one round trip
     return offline
