@@ -31,7 +31,7 @@ from agentim.protocol.client import (
     supported_version,
     version_mismatch,
 )
-from agentim.protocol.codec import GATEWAY_MAX_DEPTH, FrameError, parse_frame
+from agentim.protocol.codec import GATEWAY_MAX_DEPTH, FrameError, parse_frame, parse_repairing
 from agentim.protocol.events import Event
 from agentim.protocol.storable import UNSTORABLE_TEXT
 from agentim.routing.hub import GATEWAY, Hub
@@ -48,6 +48,11 @@ connections_log = logging.getLogger("Connections")
 
 MAX_OPEN_STREAMS: Final = 64  # per socket: concurrent replies of its agents that we buffer
 STREAM_IDLE_S: Final = 600.0  # a stream silent this long is persisted as interrupted
+# An agent's output may hold a NUL (a tool printed binary): its reply keeps everything else, with
+# U+FFFD where PostgreSQL could not store a character (D25); other frames with such text drop.
+REPAIRED_LOG: Final = "Gateway sent text PostgreSQL cannot store in %s for agent %s; kept as U+FFFD"
+REPAIRED_TYPES: Final = frozenset({"gateway:message_chunk", "gateway:message_complete",
+                                   "gateway:terminal_data"})  # fmt: skip
 AUTH_FAILED: Final = "Authentication failed"
 NOT_AUTHENTICATED_CLOSE: Final = (1008, "Not authenticated")
 _FRAME_LOGS: Final = {
@@ -435,6 +440,14 @@ def _decode(raw: Incoming) -> proto.GatewayMessage | None:
         log.warning(_FRAME_LOGS[FrameError.INVALID_JSON])  # the reference parses "[object ...]"
         return None
     parsed = parse_frame(raw, max_depth=GATEWAY_MAX_DEPTH, max_collection=None)
+    if parsed is FrameError.UNSTORABLE_TEXT:
+        repaired = parse_repairing(raw, REPAIRED_TYPES)
+        if repaired is not None:
+            agent_id = repaired.get("agentId")
+            log.warning(
+                REPAIRED_LOG, repaired["type"], agent_id if isinstance(agent_id, str) else "?"
+            )
+            parsed = repaired
     if isinstance(parsed, FrameError):
         log.warning(_FRAME_LOGS[parsed])
         return None
