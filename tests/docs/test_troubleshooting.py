@@ -1058,7 +1058,9 @@ async def test_unstorable_text_is_refused_as_stated(
             expected = {"type": "server:error", "code": code, "message": text}
             assert await ws.receive_type("server:error") == expected
         async with signed_in_gateway(hub, user) as gateway:
-            await gateway.send('{"type":"gateway:terminal_data","agentId":"a","data":"\\ud800"}')
+            await gateway.send(
+                '{"type":"gateway:task_update","taskId":"t\\ud800","status":"completed"}'
+            )
             await gateway.sync()
     records = lines.parsed()
     assert [r["level"] for r in records if r["msg"] == warned] == [40]
@@ -1076,7 +1078,7 @@ async def test_a_sockets_warnings_stop_as_stated(hub: RunningHub) -> None:
     summary = re.escape(json.loads(example.removeprefix("# "))["msg"]).replace("312", r"(\d+)")
     summary = re.sub(r"<\w+>", r"\\S+", summary.replace(r"\<", "<").replace(r"\>", ">"))
     user = await signed_in_user(hub)
-    frame = '{"type":"gateway:terminal_data","agentId":"a","data":"\\u0000"}'
+    frame = '{"type":"gateway:task_update","taskId":"t\\u0000","status":"completed"}'
     with budgeted_logs() as lines:
         async with signed_in_gateway(hub, user) as gateway:
             for _ in range(limit + 10):
