@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Final, NoReturn
 
 import attrs
@@ -212,12 +213,8 @@ async def end_sessions(services: Services, user_id: str) -> None:
     )
     if not written:
         deadline = trio.current_time() + ttl_s  # after that every token it covers has expired
-        copy = _CopyLater(("revocation", user_id), user_id, deadline, _copy_cutoff)
-        copy.schedule(services)
-
-
-async def _copy_cutoff(services: Services, user_id: str, _deadline: float) -> None:
-    await revocation.refresh_fast_path(services.kv, services.db, user_id)
+        copy = partial(revocation.refresh_fast_path, services.kv, services.db, user_id)
+        _CopyLater(("revocation", user_id), user_id, deadline, copy).schedule(services)
 
 
 @attrs.frozen
@@ -225,9 +222,9 @@ class _CopyLater:
     """Copy a revocation that Redis missed into Redis once it answers (D23)."""
 
     key: tuple[str, str]
-    user_id: str
+    user_id: str  # for the log line
     deadline: float  # trio time after which every token it covers has expired
-    copy: Callable[[Services, str, float], Awaitable[None]]
+    copy: Callable[[], Awaitable[None]]  # raises KvUnavailable while Redis is away
 
     def schedule(self, services: Services) -> None:
         if trio.current_time() < self.deadline:
@@ -235,7 +232,7 @@ class _CopyLater:
 
     async def _attempt(self, services: Services) -> None:
         try:
-            await self.copy(services, self.user_id, self.deadline)
+            await self.copy()
         except KvUnavailable:
             self.schedule(services)
             return
@@ -259,19 +256,21 @@ async def logout(
         for family_id in await _presented_families(tx, principal, refresh_token):
             await refresh_tokens.delete_family(tx, family_id)
         await revocation.record_token_revocation(tx, user_id, token_hash, expires_ms)
-    ttl_s = max(1, (expires_ms - revocation.now_ms() + 999) // 1000)
+    ttl_s = max(1, -(-(expires_ms - revocation.now_ms()) // 1000))  # whole seconds, rounded up
     written = await revocation.announce_token_revocation(
         services.kv, services.events, user_id, token_hash, ttl_s=ttl_s
     )
     if not written:
         deadline = trio.current_time() + ttl_s
-
-        async def copy(services: Services, _user_id: str, deadline: float) -> None:
-            left = deadline - trio.current_time()
-            await revocation.copy_token_revocation(services.kv, token_hash, int(left) + 1)
-
+        copy = partial(_copy_token_revocation, services, token_hash, deadline)
         _CopyLater(("token-revocation", token_hash), user_id, deadline, copy).schedule(services)
     await audit(services.db, "logout", user_id=user_id, ip=ip)
+
+
+async def _copy_token_revocation(services: Services, token_hash: str, deadline: float) -> None:
+    """Into Redis for what is left of the token's life (`deadline`, trio time)."""
+    left_s = int(deadline - trio.current_time()) + 1
+    await revocation.copy_token_revocation(services.kv, token_hash, left_s)
 
 
 async def _presented_families(
