@@ -20,8 +20,8 @@ from agentim.actions import agents, busy, permissions, relays as relay_actions
 from agentim.actions.agents import Registration
 from agentim.actions.routing import route_agent_message
 from agentim.actions.tasks import apply_gateway_task_update
-from agentim.auth.revocation import revoked_cutoff
-from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
+from agentim.auth.revocation import principal_revoked
+from agentim.auth.tokens import Principal, TokenInvalid, digest
 from agentim.errors import ErrorCode
 from agentim.protocol import gateway as proto
 from agentim.protocol.client import (
@@ -165,7 +165,7 @@ class GatewayEndpoint:
         if self.gateway_id and self.gateway_id != message.gateway_id:
             await agents.gateway_gone(self.services, gateway_id=self.gateway_id,
                                       session_id=session.id)  # fmt: skip
-        session.authenticate(principal.user_id, principal.username)
+        session.authenticate(principal.user_id, principal.username, digest(message.token))
         self.gateway_id = message.gateway_id
         # Bound everywhere before the gateway hears "ok", so a request right after finds it.
         await relay_actions.gateway_connected(self.services, session, message.gateway_id)
@@ -185,11 +185,13 @@ class GatewayEndpoint:
         if principal.token_type != "access":
             return None, "Invalid token type"
         try:
-            cutoff = await revoked_cutoff(self.services.kv, self.services.db, principal.user_id)
+            revoked = await principal_revoked(
+                self.services.kv, self.services.db, principal, message.token
+            )
         except DbError as exc:  # neither Redis nor PostgreSQL answered: refuse (D23)
             log.error("Gateway auth failed: %s", exc)
             return None, AUTH_FAILED
-        if is_revoked(principal, cutoff):
+        if revoked:
             return None, "Token revoked"
         if not supported_version(message.protocol_version):  # before any row is written
             return None, VERSION_CLOSE[1]
