@@ -145,6 +145,12 @@ class Settings:
     admin_username: str = "admin"
     admin_password: str | None = attrs.field(default=None, repr=_secret_repr)
     encryption_key: str | None = attrs.field(default=None, repr=_secret_repr)
+    # OAuth clients (config D2): a provider is listed by /api/auth/oauth/providers once both its
+    # id and secret are set; the login flows themselves are not served yet (issue 16 item 4).
+    oauth_github_client_id: str | None = None
+    oauth_github_client_secret: str | None = attrs.field(default=None, repr=_secret_repr)
+    oauth_google_client_id: str | None = None
+    oauth_google_client_secret: str | None = attrs.field(default=None, repr=_secret_repr)
     bcrypt_rounds: int = 12
     upload_dir: Path = Path("uploads")
     web_dir: Path | None = None
@@ -190,6 +196,15 @@ class Settings:
         return self.env == "test"
 
     @property
+    def oauth_providers(self) -> list[str]:
+        """Providers with both a client id and a secret, in the reference's order."""
+        pairs = (
+            ("github", self.oauth_github_client_id, self.oauth_github_client_secret),
+            ("google", self.oauth_google_client_id, self.oauth_google_client_secret),
+        )
+        return [name for name, client_id, secret in pairs if client_id and secret]
+
+    @property
     def access_ttl_s(self) -> int:
         return parse_duration_s(self.jwt_access_expiry, 900)
 
@@ -232,6 +247,10 @@ class Settings:
             admin_username=env.get("ADMIN_USERNAME") or "admin",
             admin_password=_nonempty(env.get("ADMIN_PASSWORD")),
             encryption_key=_nonempty(env.get("ENCRYPTION_KEY")),
+            oauth_github_client_id=_nonempty(env.get("OAUTH_GITHUB_CLIENT_ID")),
+            oauth_github_client_secret=_nonempty(env.get("OAUTH_GITHUB_CLIENT_SECRET")),
+            oauth_google_client_id=_nonempty(env.get("OAUTH_GOOGLE_CLIENT_ID")),
+            oauth_google_client_secret=_nonempty(env.get("OAUTH_GOOGLE_CLIENT_SECRET")),
             bcrypt_rounds=parse_js_int(env.get("BCRYPT_ROUNDS"), 12, 4, 16),
             upload_dir=Path(env.get("UPLOAD_DIR") or "uploads"),
             web_dir=Path(web_dir) if web_dir else None,

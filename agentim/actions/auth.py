@@ -1,4 +1,4 @@
-"""Sign-in, refresh-token rotation and sign-out (api.md §4, DECISIONS D7-D9).
+"""Sign-in, refresh-token rotation and sign-out (api.md §4, DECISIONS D7-D9, D23).
 
 Unknown user, wrong password and locked account answer the same 401 after the same bcrypt work.
 Refresh tokens are stored as SHA-256 digests in session families; all token writes of one user
@@ -7,9 +7,10 @@ run under that user's advisory lock.
 
 from __future__ import annotations
 
-import hashlib
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Final, NoReturn
 
 import attrs
@@ -17,7 +18,7 @@ import trio
 
 from agentim.actions.audit import audit
 from agentim.auth import revocation
-from agentim.auth.tokens import TokenInvalid
+from agentim.auth.tokens import Principal, TokenInvalid, digest
 from agentim.errors import AgentImError, unauthorized
 from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now, to_iso
@@ -58,8 +59,7 @@ class RefreshRejected(AgentImError):
         super().__init__(401, message)
 
 
-def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+token_digest = digest  # refresh tokens are stored as this digest
 
 
 def _later(delta: timedelta) -> str:
@@ -123,18 +123,20 @@ async def _wrong_password(services: Services, user: Row, ip: str) -> NoReturn:
 
 async def start_session(services: Services, user_id: str, username: str) -> TokenPair:
     """Issue a token pair in a new family, dropping the oldest families beyond the cap."""
-    tokens = _issue(services, user_id, username)
+    family_id = new_id()
+    tokens = _issue(services, user_id, username, family_id)
     async with services.db.transaction() as tx:
         await refresh_tokens.lock_user_tokens(tx, user_id)
         await refresh_tokens.trim_families(tx, user_id, keep=MAX_SESSIONS_PER_USER - 1)
-        await _store(services, tx, user_id, tokens.refresh_token, family_id=new_id())
+        await _store(services, tx, user_id, tokens.refresh_token, family_id=family_id)
     return tokens
 
 
-def _issue(services: Services, user_id: str, username: str) -> TokenPair:
+def _issue(services: Services, user_id: str, username: str, family_id: str) -> TokenPair:
+    """Both tokens name their session (`sid`), so a logout can end it from either (D23)."""
     return TokenPair(
-        services.tokens.issue(user_id, username, "access"),
-        services.tokens.issue(user_id, username, "refresh"),
+        services.tokens.issue(user_id, username, "access", session_id=family_id),
+        services.tokens.issue(user_id, username, "refresh", session_id=family_id),
     )
 
 
@@ -186,14 +188,14 @@ async def _rotate(services: Services, tx: Conn, user: Row, token: str) -> TokenP
         log.warning("Refresh token reuse detected for user %s; session revoked", user["id"])
         return None
     await refresh_tokens.mark_rotated(tx, row["id"], now)
-    tokens = _issue(services, user["id"], user["username"])
+    tokens = _issue(services, user["id"], user["username"], row["family_id"])
     await _store(services, tx, user["id"], tokens.refresh_token, family_id=row["family_id"])
     return tokens
 
 
 async def end_sessions(services: Services, user_id: str) -> None:
     """Drop every refresh token of the user, cut off their access tokens and close their
-    sockets on every hub process (logout, password change, admin reset and delete).
+    sockets on every hub process (log out everywhere, password change, admin reset and delete).
 
     The cut-off is committed to PostgreSQL with the refresh-token deletion, then raised in
     Redis; if Redis cannot take it, a retry copies it there once Redis answers (D23). The lock
@@ -211,24 +213,80 @@ async def end_sessions(services: Services, user_id: str) -> None:
     )
     if not written:
         deadline = trio.current_time() + ttl_s  # after that every token it covers has expired
-        _retry_fast_path_later(services, user_id, deadline)
+        copy = partial(revocation.refresh_fast_path, services.kv, services.db, user_id)
+        _CopyLater(("revocation", user_id), user_id, deadline, copy).schedule(services)
 
 
-def _retry_fast_path_later(services: Services, user_id: str, deadline: float) -> None:
-    if trio.current_time() < deadline:
-        services.hub.start_timer(("revocation", user_id), FAST_PATH_RETRY_S,
-                                 _retry_fast_path, services, user_id, deadline)  # fmt: skip
+@attrs.frozen
+class _CopyLater:
+    """Copy a revocation that Redis missed into Redis once it answers (D23)."""
+
+    key: tuple[str, str]
+    user_id: str  # for the log line
+    deadline: float  # trio time after which every token it covers has expired
+    copy: Callable[[], Awaitable[None]]  # raises KvUnavailable while Redis is away
+
+    def schedule(self, services: Services) -> None:
+        if trio.current_time() < self.deadline:
+            services.hub.start_timer(self.key, FAST_PATH_RETRY_S, self._attempt, services)
+
+    async def _attempt(self, services: Services) -> None:
+        try:
+            await self.copy()
+        except KvUnavailable:
+            self.schedule(services)
+            return
+        log.info("Token revocation for user %s copied to Redis after an outage", self.user_id)
 
 
-async def _retry_fast_path(services: Services, user_id: str, deadline: float) -> None:
-    try:
-        await revocation.refresh_fast_path(services.kv, services.db, user_id)
-    except KvUnavailable:
-        _retry_fast_path_later(services, user_id, deadline)
-        return
-    log.info("Token revocation for user %s copied to Redis after an outage", user_id)
-
-
-async def logout(services: Services, user_id: str, *, ip: str) -> None:
-    await end_sessions(services, user_id)
+async def logout(
+    services: Services, principal: Principal, access_token: str, refresh_token: str | None,
+    *, ip: str,
+) -> None:  # fmt: skip
+    """End exactly the presenting session (D23): its refresh-token family (named by the access
+    token's `sid`, and by the refresh token presented, if any) and exactly this access token,
+    whose sockets are closed. Other sessions, devices and gateways of the user stay.
+    """
+    user_id, token_hash = principal.user_id, digest(access_token)
+    expires_ms = (principal.expires_s or 0) * 1000 or (
+        revocation.now_ms() + services.settings.revocation_ttl_s * 1000
+    )
+    async with services.db.transaction() as tx:
+        await refresh_tokens.lock_user_tokens(tx, user_id)
+        for family_id in await _presented_families(tx, principal, refresh_token):
+            await refresh_tokens.delete_family(tx, family_id)
+        await revocation.record_token_revocation(tx, user_id, token_hash, expires_ms)
+    ttl_s = max(1, -(-(expires_ms - revocation.now_ms()) // 1000))  # whole seconds, rounded up
+    written = await revocation.announce_token_revocation(
+        services.kv, services.events, user_id, token_hash, ttl_s=ttl_s
+    )
+    if not written:
+        deadline = trio.current_time() + ttl_s
+        copy = partial(_copy_token_revocation, services, token_hash, deadline)
+        _CopyLater(("token-revocation", token_hash), user_id, deadline, copy).schedule(services)
     await audit(services.db, "logout", user_id=user_id, ip=ip)
+
+
+async def _copy_token_revocation(services: Services, token_hash: str, deadline: float) -> None:
+    """Into Redis for what is left of the token's life (`deadline`, trio time)."""
+    left_s = int(deadline - trio.current_time()) + 1
+    await revocation.copy_token_revocation(services.kv, token_hash, left_s)
+
+
+async def _presented_families(
+    tx: Conn, principal: Principal, refresh_token: str | None
+) -> set[str]:
+    """The session of the access token, and that of a presented refresh token of the same user
+    (an unknown or foreign refresh token is ignored, as the reference does)."""
+    families = {principal.session_id} if principal.session_id else set()
+    if refresh_token:
+        row = await refresh_tokens.get_refresh_token(tx, principal.user_id, digest(refresh_token))
+        if row is not None:
+            families.add(row["family_id"])
+    return families
+
+
+async def logout_everywhere(services: Services, user_id: str, *, ip: str) -> None:
+    """Every session and socket of the user, gateways included (D7, D23)."""
+    await end_sessions(services, user_id)
+    await audit(services.db, "logout", user_id=user_id, ip=ip, metadata={"everywhere": True})

@@ -24,10 +24,11 @@ from agentim.protocol.sanitize import sanitize_content
 from agentim.protocol.timefmt import iso_now
 from agentim.services import Services
 from agentim.store import messages as store
-from agentim.store.db import DbError, Row
+from agentim.store.db import FOREIGN_KEY_VIOLATION, DbError, Row
 from agentim.store.membership import is_member, is_room_admin
 
 log = logging.getLogger("ClientHandler")
+ROOM_FOREIGN_KEY: Final = "messages_room_id_rooms_id_fk"  # sql/migrations/0001_initial.sql
 files_log = logging.getLogger("Files")
 
 MAX_REACTIONS_PER_USER: Final = 20  # per message (api.md §7.6)
@@ -147,6 +148,11 @@ def _new_message(draft: Draft) -> store.NewMessage:
 
 def _send_failed(exc: DbError) -> AgentImError:
     """The sender's answer; PostgreSQL being away is logged once by store/db, not per send."""
+    if exc.sqlstate == FOREIGN_KEY_VIOLATION and ROOM_FOREIGN_KEY in str(exc):
+        # The room was deleted between the statement's room check and its insert: the sender
+        # sees what it would have seen a moment later, and nothing is an error of ours.
+        log.info("Room deleted while a message was sent to it: %s", exc)
+        return AgentImError(404, "Room not found", code=ErrorCode.ROOM_NOT_FOUND)
     level = logging.DEBUG if exc.unavailable else logging.ERROR
     log.log(level, "Transaction error in handleSendMessage: %s", exc)
     return AgentImError(500, "Failed to send message", code=ErrorCode.INTERNAL_ERROR)

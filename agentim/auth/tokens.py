@@ -1,11 +1,14 @@
 """JWT HS256 access and refresh tokens (api.md §4.1); pure given the secret and the clock.
 
 Beyond the reference, tokens carry `iatMs` (issue time in ms) so a revocation cuts exactly
-between tokens issued before and after it, even within one second (DECISIONS D7).
+between tokens issued before and after it, even within one second (DECISIONS D7), and `sid`
+(the refresh-token family they were issued with) so a logout can end exactly the presenting
+session even when the client sends no refresh token (D23).
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any, Final
 
@@ -32,6 +35,8 @@ class Principal:
     username: str
     token_type: str
     issued_ms: int | None  # None when the token has no iat
+    expires_s: int | None = None  # the `exp` claim (epoch seconds)
+    session_id: str | None = None  # the `sid` claim: the session (refresh family), if any
 
 
 @attrs.frozen
@@ -42,7 +47,13 @@ class TokenService:
     refresh_ttl_s: int
 
     def issue(
-        self, user_id: str, username: str, token_type: str, *, now_ms: int | None = None
+        self,
+        user_id: str,
+        username: str,
+        token_type: str,
+        *,
+        now_ms: int | None = None,
+        session_id: str | None = None,
     ) -> str:
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         ttl = self.access_ttl_s if token_type == "access" else self.refresh_ttl_s
@@ -56,6 +67,8 @@ class TokenService:
             "iatMs": now_ms,
             "exp": now_ms // 1000 + ttl,
         }
+        if session_id is not None:
+            claims["sid"] = session_id
         if token_type == "refresh":
             claims["jti"] = new_id()  # two refresh tokens are never byte-identical
         return jwt.encode(claims, self.secret.encode(), algorithm=ALGORITHM)
@@ -68,7 +81,15 @@ class TokenService:
         sub, username, kind = claims.get("sub"), claims.get("username"), claims.get("type")
         if not isinstance(sub, str) or not isinstance(username, str) or kind not in TOKEN_TYPES:
             raise TokenInvalid("payload shape")
-        return Principal(sub, username, kind, _issued_ms(claims))
+        exp, sid = claims.get("exp"), claims.get("sid")
+        return Principal(
+            sub,
+            username,
+            kind,
+            _issued_ms(claims),
+            int(exp) if isinstance(exp, int | float) else None,
+            sid if isinstance(sid, str) else None,
+        )
 
     def _decode(self, token: str) -> dict[str, Any]:
         last: Exception = TokenInvalid("no secret")
@@ -96,6 +117,11 @@ def _issued_ms(claims: dict[str, Any]) -> int | None:
         return exact
     iat = claims.get("iat")
     return int(iat * 1000) if isinstance(iat, int | float) else None
+
+
+def digest(token: str) -> str:
+    """SHA-256 hex of a token: how refresh tokens and revoked access tokens are stored."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def is_revoked(principal: Principal, cutoff_ms: int | None) -> bool:

@@ -9,8 +9,8 @@ from typing import Any, Final, TypeVar, cast
 
 from quart import Response, current_app, g, request
 
-from agentim.auth.revocation import revoked_cutoff
-from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
+from agentim.auth.revocation import principal_revoked
+from agentim.auth.tokens import Principal, TokenInvalid
 from agentim.errors import AgentImError, ValidationFailed, forbidden, unauthorized
 from agentim.protocol.envelope import dumps
 from agentim.protocol.ids import is_valid_path_id
@@ -84,14 +84,16 @@ async def authenticate_header() -> Principal:
     if not header.startswith("Bearer "):
         raise unauthorized("Unauthorized")
     svc = services()
+    token = header[len("Bearer ") :]
     try:
-        principal = svc.tokens.verify(header[len("Bearer ") :])
+        principal = svc.tokens.verify(token)
     except TokenInvalid:
         raise unauthorized("Invalid or expired token") from None
     if principal.token_type != "access":
         raise unauthorized("Invalid token type")
-    if is_revoked(principal, await revoked_cutoff(svc.kv, svc.db, principal.user_id)):
+    if await principal_revoked(svc.kv, svc.db, principal, token):
         raise unauthorized("Token revoked")
+    g.access_token = token  # a logout revokes exactly this token (D23)
     return principal
 
 

@@ -1,6 +1,9 @@
-"""/api/auth (api.md §4.7-4.9): login, refresh (cookie or body), logout; the `agentim_rt` cookie.
+"""/api/auth (api.md §4.7-4.9): login, refresh (cookie or body), logout of this session, log
+out everywhere, the OAuth providers list; the `agentim_rt` cookie.
 
-Every /api/auth/* request spends the `auth` rate budget first, unknown paths included (§2.4).
+Limits as the reference's (head-gap A26, E3): login spends the `auth` budget (20/min per IP),
+refresh its own `auth_refresh` (60/min); logout, logout-all, oauth/providers and unknown
+/api/auth/* paths spend none (only the `api` budget every /api/* request spends).
 """
 
 from __future__ import annotations
@@ -8,13 +11,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final
 
-from quart import Blueprint, Response, request
+from quart import Blueprint, Response, g, request
 
 from agentim.actions import auth
 from agentim.errors import AgentImError, forbidden, unauthorized
 from agentim.http._request import (
     client_ip,
-    enforce_rate_limit,
     json_body,
     ok,
     principal,
@@ -66,15 +68,27 @@ async def login() -> Response:
 
 
 async def _presented_refresh_token() -> str:
-    """The cookie wins and the body is then ignored; otherwise the body must be JSON (§4.8)."""
+    """The cookie wins and the body is then ignored; otherwise the body's `refreshToken`.
+    A missing, non-JSON or unusable body is 401 `Refresh token required` (as the reference)."""
     cookie = request.cookies.get(COOKIE)
     if cookie:
         _check_origin()
         return cookie
-    body = await json_body()
+    token = await _body_refresh_token()
+    if token is None:
+        raise unauthorized("Refresh token required")
+    return token
+
+
+async def _body_refresh_token() -> str | None:
+    """`refreshToken` of a JSON body (the CLI path); None for anything else."""
+    try:
+        body = await json_body()
+    except AgentImError:  # not JSON, or a string PostgreSQL could not store: no token
+        return None
     token = body.get("refreshToken") if isinstance(body, dict) else None
     if not isinstance(token, str) or not 1 <= utf16_len(token) <= MAX_BODY_TOKEN_CHARS:
-        raise unauthorized("Refresh token required")
+        return None
     return token
 
 
@@ -88,7 +102,7 @@ def _check_origin() -> None:
 
 
 @blueprint.post("/api/auth/refresh")
-@rate_limit("auth")
+@rate_limit("auth_refresh")
 async def refresh() -> Response:
     token = await _presented_refresh_token()
     try:
@@ -100,19 +114,35 @@ async def refresh() -> Response:
 
 
 @blueprint.post("/api/auth/logout")
-@rate_limit("auth")
 @require_auth
 async def logout() -> Response:
-    await auth.logout(services(), principal().user_id, ip=client_ip())
+    """This session only (D23): the presented access token and its refresh-token family."""
+    refresh_token = request.cookies.get(COOKIE) or await _body_refresh_token()
+    await auth.logout(services(), principal(), g.access_token, refresh_token, ip=client_ip())
     response = ok()
     response.headers["Set-Cookie"] = CLEAR_COOKIE
     return response
 
 
-async def _auth_path_guard(rest: str) -> None:
-    """No such auth route: the auth limiter still counts it."""
+@blueprint.post("/api/auth/logout-all")
+@require_auth
+async def logout_all() -> Response:
+    """Every session, token and socket of the user, gateways included (D7, D23)."""
+    await auth.logout_everywhere(services(), principal().user_id, ip=client_ip())
+    response = ok()
+    response.headers["Set-Cookie"] = CLEAR_COOKIE
+    return response
+
+
+@blueprint.get("/api/auth/oauth/providers")
+async def oauth_providers() -> Response:
+    """Configured OAuth providers, for the login page (head-gap A5); no limit of its own."""
+    return ok(services().settings.oauth_providers)
+
+
+async def _no_guard(rest: str) -> None:
+    """No such auth route: plain 404, counted by no auth budget (E3)."""
     del rest
-    await enforce_rate_limit("auth")
 
 
-add_not_found_routes(blueprint, "/api/auth", _auth_path_guard)
+add_not_found_routes(blueprint, "/api/auth", _no_guard)

@@ -19,7 +19,13 @@ from agentim.http.validate import Rule
 blueprint = Blueprint("docs", __name__)
 
 F = TypeVar("F", bound=Callable[..., Any])
-PUBLIC: Final = {"/health", "/auth/login", "/auth/refresh", "/docs/openapi.json"}
+PUBLIC: Final = {
+    "/health",
+    "/auth/login",
+    "/auth/refresh",
+    "/auth/oauth/providers",
+    "/docs/openapi.json",
+}
 TAGS: Final = {
     "health": "System", "metrics": "System", "docs": "System", "auth": "Auth", "users": "Users",
     "rooms": "Rooms", "messages": "Messages", "agents": "Agents", "tasks": "Tasks",

@@ -19,8 +19,8 @@ from quart import Blueprint, Response, request
 from quart.wrappers.response import ResponseBody
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
-from agentim.auth.revocation import revoked_cutoff
-from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
+from agentim.auth.revocation import principal_revoked
+from agentim.auth.tokens import Principal, TokenInvalid
 from agentim.errors import bad_request, forbidden, unauthorized
 from agentim.http._request import services
 from agentim.http.pipeline import plain_not_found
@@ -53,7 +53,7 @@ async def _authenticate() -> Principal:
         raise unauthorized("Invalid or expired token") from None
     if principal.token_type != "access":
         raise unauthorized("Invalid token type")
-    if is_revoked(principal, await revoked_cutoff(svc.kv, svc.db, principal.user_id)):
+    if await principal_revoked(svc.kv, svc.db, principal, token):
         raise unauthorized("Token revoked")
     return principal
 

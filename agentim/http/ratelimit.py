@@ -15,7 +15,8 @@ log = logging.getLogger("RateLimit")
 WINDOW_S: Final = 60
 LIMITS: Final = {
     "api": 120,
-    "auth": 10,
+    "auth": 20,  # login (the reference's authRateLimit); account lockout is the main guard
+    "auth_refresh": 60,  # refresh: every web page load calls it
     "sens": 5,
     "upload": 10,
     "router-test": 5,

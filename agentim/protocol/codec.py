@@ -11,7 +11,7 @@ from enum import Enum
 from typing import Any, Final
 
 from agentim.protocol.jsonlimits import check_json_limits
-from agentim.protocol.storable import may_hold_unstorable, unstorable_path
+from agentim.protocol.storable import may_hold_unstorable, replace_unstorable, unstorable_path
 
 CLIENT_MAX_DEPTH: Final = 10  # realtime.md §1.4
 CLIENT_MAX_COLLECTION: Final = 1000
@@ -62,6 +62,18 @@ def parse_frame(
     if may_hold_unstorable(text) and unstorable_path(value) is not None:
         return FrameError.UNSTORABLE_TEXT
     return value
+
+
+def parse_repairing(text: str, types: frozenset[str]) -> dict[str, Any] | None:
+    """A frame parse_frame refused for unstorable text, with that text replaced by U+FFFD, when
+    its type is one of `types`; else None. For an agent's reply, where losing a character beats
+    losing the reply (DECISIONS D25). Only called after parse_frame passed every other check."""
+    value = _DECODER.decode(text)
+    kind = value.get("type") if isinstance(value, dict) else None
+    if not isinstance(kind, str) or kind not in types:
+        return None
+    repaired: dict[str, Any] = replace_unstorable(value)
+    return repaired
 
 
 def _is_flat(value: dict[str, Any], max_collection: int | None) -> bool:

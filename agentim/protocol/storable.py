@@ -8,7 +8,7 @@ strings), so it never reaches a statement or an outgoing frame. Pure.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 UNSTORABLE_TEXT: Final = "Text must not contain NUL or unpaired surrogate characters"
 _UNSTORABLE: Final = re.compile("[\x00\ud800-\udfff]")
@@ -51,6 +51,17 @@ def unstorable_path(value: object) -> str | None:
             children = [(child, _join(path, str(i))) for i, child in enumerate(item)]
         stack.extend(reversed(children))  # popped in document order: the first bad field wins
     return None
+
+
+def replace_unstorable(value: Any) -> Any:
+    """value with every unstorable character of its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {replace_unstorable(k): replace_unstorable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [replace_unstorable(item) for item in value]
+    return value
 
 
 def _join(path: str, name: str) -> str:

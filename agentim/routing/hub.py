@@ -36,6 +36,7 @@ class LiveSession(Protocol):
     kind: str  # "client" | "gateway"
     user_id: str  # "" until authenticated
     username: str
+    token_digest: str  # SHA-256 of the access token it authenticated with
     rooms: set[str]
     agents: set[str]
     finished: trio.Event  # set once its reader is done and the endpoint's on_close ran
@@ -90,6 +91,7 @@ class Hub:
         self.counts: dict[str, int] = {CLIENT: 0, GATEWAY: 0}
         self.controls: dict[str, ControlHandler] = {
             "revoke_user": _revoke_user,
+            "revoke_token": _revoke_token,
             "room_removed": _room_removed,
             BARRIER: _barrier_reached,
         }
@@ -328,6 +330,16 @@ def _revoke_user(hub: Hub, event: Event) -> None:
     error = {"code": ErrorCode.SESSION_REVOKED.value, "message": "Session revoked"}
     for session in hub.user_sessions(event.target_id):
         session.close_soon(*REVOKED_CLOSE, error=error if session.kind == CLIENT else None)
+
+
+def _revoke_token(hub: Hub, event: Event) -> None:
+    """D23: a logout closes only the sockets that authenticated with the revoked token, as a
+    revoked session (the user's other tabs, devices and gateways stay)."""
+    token = str((event.control or {}).get("token", ""))
+    error = {"code": ErrorCode.SESSION_REVOKED.value, "message": "Session revoked"}
+    for session in hub.user_sessions(event.target_id):
+        if token and session.token_digest == token:
+            session.close_soon(*REVOKED_CLOSE, error=error if session.kind == CLIENT else None)
 
 
 def _barrier_reached(hub: Hub, event: Event) -> None:

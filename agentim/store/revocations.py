@@ -1,7 +1,8 @@
 """SQL for durable access-token revocation (`revoked_tokens`, DECISIONS D7, D23).
 
 A user's cut-off is one row (`id = 'user:<userId>'`, `token_hash = '*'`) that only moves
-forward; times go in and out as epoch milliseconds, computed exactly in SQL (no float).
+forward; one revoked access token (a logout, D23) is a row `id = 'token:<sha256>'` kept until
+the token's own expiry. Times go in and out as epoch milliseconds, computed exactly in SQL.
 """
 
 from __future__ import annotations
@@ -48,6 +49,30 @@ async def get_cutoff(conn: Conn, user_id: str) -> tuple[int, int] | None:
     if row is None:
         return None
     return int(row["cutoff_ms"]), max(1, int(row["remaining_s"]))
+
+
+def _token_id(token_hash: str) -> str:
+    return f"token:{token_hash}"
+
+
+async def record_token(conn: Conn, user_id: str, token_hash: str, expires_ms: int) -> None:
+    """Exactly one access token (by digest) is revoked until `expires_ms`, its own expiry."""
+    await conn.execute(
+        "INSERT INTO revoked_tokens (id, user_id, token_hash, revoked_at, expires_at) "
+        f"VALUES ($1, $2, $3, now(), {_AT_MS.format('$4::bigint')}) "
+        "ON CONFLICT (id) DO NOTHING",
+        _token_id(token_hash), user_id, token_hash, expires_ms,
+    )  # fmt: skip
+
+
+async def token_revoked(conn: Conn, token_hash: str) -> int | None:
+    """Seconds left on the token's unexpired revocation row, or None when it has none."""
+    row = await conn.fetchrow(
+        "SELECT ceil(extract(epoch FROM expires_at - now()))::bigint AS remaining_s "
+        "FROM revoked_tokens WHERE id = $1 AND expires_at > now()",
+        _token_id(token_hash),
+    )
+    return None if row is None else max(1, int(row["remaining_s"]))
 
 
 async def delete_expired(conn: Conn) -> int:

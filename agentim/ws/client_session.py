@@ -17,8 +17,8 @@ from agentim.actions import generation, permissions, presence, typing
 from agentim.actions.messages import Draft, Sent, announce, send_one, store_many, withdraw
 from agentim.actions.relays import COMMAND_DENIED
 from agentim.actions.routing import route_user_message
-from agentim.auth.revocation import revoked_cutoff
-from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
+from agentim.auth.revocation import principal_revoked
+from agentim.auth.tokens import Principal, TokenInvalid, digest
 from agentim.errors import AgentImError, ErrorCode
 from agentim.protocol import client as proto
 from agentim.protocol.codec import CLIENT_MAX_COLLECTION, CLIENT_MAX_DEPTH, FrameError, parse_frame
@@ -204,7 +204,7 @@ class ClientEndpoint:
             return
         previous = (session.user_id, session.username)
         first_here = not self.services.hub.user_sessions(principal.user_id, CLIENT)
-        session.authenticate(principal.user_id, principal.username)
+        session.authenticate(principal.user_id, principal.username, digest(message.token))
         session.send_json(proto.auth_result(user_id=principal.user_id))
         if previous[0] and previous[0] != principal.user_id:
             self._maybe_offline(*previous)
@@ -221,12 +221,14 @@ class ClientEndpoint:
         if principal.token_type != "access":
             return None, "Invalid token type"
         try:
-            cutoff = await revoked_cutoff(self.services.kv, self.services.db, principal.user_id)
+            revoked = await principal_revoked(
+                self.services.kv, self.services.db, principal, message.token
+            )
         except DbError as exc:  # neither Redis nor PostgreSQL answered: refuse (D23)
             log.warning("Client auth failed checking revocation of user %s: %s",
                         principal.user_id, exc)  # fmt: skip
             return None, "Invalid token"
-        if is_revoked(principal, cutoff):
+        if revoked:
             return None, "Token revoked"
         if not proto.supported_version(message.protocol_version):  # 631a1ad checks it here
             return None, proto.VERSION_CLOSE[1]

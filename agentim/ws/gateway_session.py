@@ -20,8 +20,8 @@ from agentim.actions import agents, busy, permissions
 from agentim.actions.agents import Registration
 from agentim.actions.routing import route_agent_message
 from agentim.actions.tasks import apply_gateway_task_update
-from agentim.auth.revocation import revoked_cutoff
-from agentim.auth.tokens import Principal, TokenInvalid, is_revoked
+from agentim.auth.revocation import principal_revoked
+from agentim.auth.tokens import Principal, TokenInvalid, digest
 from agentim.errors import ErrorCode
 from agentim.protocol import gateway as proto
 from agentim.protocol.client import (
@@ -31,7 +31,7 @@ from agentim.protocol.client import (
     supported_version,
     version_mismatch,
 )
-from agentim.protocol.codec import GATEWAY_MAX_DEPTH, FrameError, parse_frame
+from agentim.protocol.codec import GATEWAY_MAX_DEPTH, FrameError, parse_frame, parse_repairing
 from agentim.protocol.events import Event
 from agentim.protocol.storable import UNSTORABLE_TEXT
 from agentim.routing.hub import GATEWAY, Hub
@@ -48,6 +48,11 @@ connections_log = logging.getLogger("Connections")
 
 MAX_OPEN_STREAMS: Final = 64  # per socket: concurrent replies of its agents that we buffer
 STREAM_IDLE_S: Final = 600.0  # a stream silent this long is persisted as interrupted
+# An agent's output may hold a NUL (a tool printed binary): its reply keeps everything else, with
+# U+FFFD where PostgreSQL could not store a character (D25); other frames with such text drop.
+REPAIRED_LOG: Final = "Gateway sent text PostgreSQL cannot store in %s for agent %s; kept as U+FFFD"
+REPAIRED_TYPES: Final = frozenset({"gateway:message_chunk", "gateway:message_complete",
+                                   "gateway:terminal_data"})  # fmt: skip
 AUTH_FAILED: Final = "Authentication failed"
 NOT_AUTHENTICATED_CLOSE: Final = (1008, "Not authenticated")
 _FRAME_LOGS: Final = {
@@ -156,7 +161,7 @@ class GatewayEndpoint:
             return
         if session.user_id and session.user_id != principal.user_id:
             await agents.agents_offline(self.services, sorted(session.agents))
-        session.authenticate(principal.user_id, principal.username)
+        session.authenticate(principal.user_id, principal.username, digest(message.token))
         self.gateway_id = message.gateway_id
         # Bound everywhere before the gateway hears "ok", so a request right after finds it (an
         # id this socket held before is let go).
@@ -175,11 +180,13 @@ class GatewayEndpoint:
         if principal.token_type != "access":
             return None, "Invalid token type"
         try:
-            cutoff = await revoked_cutoff(self.services.kv, self.services.db, principal.user_id)
+            revoked = await principal_revoked(
+                self.services.kv, self.services.db, principal, message.token
+            )
         except DbError as exc:  # neither Redis nor PostgreSQL answered: refuse (D23)
             log.error("Gateway auth failed: %s", exc)
             return None, AUTH_FAILED
-        if is_revoked(principal, cutoff):
+        if revoked:
             return None, "Token revoked"
         if not supported_version(message.protocol_version):  # before any row is written
             return None, VERSION_CLOSE[1]
@@ -430,6 +437,14 @@ def _decode(raw: Incoming) -> proto.GatewayMessage | None:
         log.warning(_FRAME_LOGS[FrameError.INVALID_JSON])  # the reference parses "[object ...]"
         return None
     parsed = parse_frame(raw, max_depth=GATEWAY_MAX_DEPTH, max_collection=None)
+    if parsed is FrameError.UNSTORABLE_TEXT:
+        repaired = parse_repairing(raw, REPAIRED_TYPES)
+        if repaired is not None:
+            agent_id = repaired.get("agentId")
+            log.warning(
+                REPAIRED_LOG, repaired["type"], agent_id if isinstance(agent_id, str) else "?"
+            )
+            parsed = repaired
     if isinstance(parsed, FrameError):
         log.warning(_FRAME_LOGS[parsed])
         return None

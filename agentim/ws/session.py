@@ -99,6 +99,7 @@ class Session:
         "limits",
         "outbox",
         "rooms",
+        "token_digest",
         "user_id",
         "username",
     )  # fmt: skip
@@ -111,6 +112,7 @@ class Session:
         self.kind = kind
         self.user_id = ""
         self.username = ""
+        self.token_digest = ""  # of the access token it authenticated with (D23 logout)
         self.rooms: set[str] = set()
         self.agents: set[str] = set()
         self.conn = conn
@@ -231,7 +233,7 @@ class Session:
             self._nursery.cancel_scope.deadline = self._close_deadline
             self._start_writer()  # it writes what is queued, then the close frame
 
-    def authenticate(self, user_id: str, username: str) -> None:
+    def authenticate(self, user_id: str, username: str, token_digest: str = "") -> None:
         """Bind the socket to a user (again); another user first loses this socket's rooms."""
         if self.user_id != user_id:
             self.hub.detach(self)
@@ -240,6 +242,7 @@ class Session:
             self.user_id = user_id
             self.hub.attach(self)
         self.username = username
+        self.token_digest = token_digest
         if self._auth_scope is not None:
             self._auth_scope.deadline = math.inf  # the auth timer stops (realtime.md §1.2)
 

@@ -460,7 +460,7 @@ def _auth_header(fuzz: Fuzz, world: World, method: str, rule: str) -> dict[str, 
     Never a token that would end the fuzz user's session (logout) or an admin write on a real
     user (which could delete the control pair): those get no or junk credentials."""
     pick = fuzz.rng.random()
-    if rule == "/api/auth/logout" or pick < 0.1:
+    if rule in ("/api/auth/logout", "/api/auth/logout-all") or pick < 0.1:
         return {}
     if pick < 0.15:
         return {"Authorization": fuzz.rng.choice(("Bearer", "Bearer x.y.z", "Basic Zm9v", "x"))}

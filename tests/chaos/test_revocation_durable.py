@@ -103,7 +103,7 @@ async def test_a_logout_holds_while_redis_is_down_and_after_it_restarts_empty(
         user = await _new_user(hub)
         await _assert_accepted(hub, user)
         async with httpx.AsyncClient(base_url=hub.url, timeout=20) as http:
-            out = await http.post("/api/auth/logout", headers=user.headers)
+            out = await http.post("/api/auth/logout-all", headers=user.headers)
             assert out.status_code == 200, out.text
             fresh = await login(http, user)  # signed in again after the logout
         await _assert_refused(hub, user)
@@ -133,7 +133,7 @@ async def test_a_logout_during_the_outage_holds_and_reaches_redis_when_it_is_bac
 
         await own_redis.kill()
         async with httpx.AsyncClient(base_url=hub.url, timeout=20) as http:
-            out = await http.post("/api/auth/logout", headers=user.headers)
+            out = await http.post("/api/auth/logout-all", headers=user.headers)
         assert out.status_code == 200, out.text
         await _assert_refused(hub, user)
 
@@ -154,7 +154,7 @@ async def test_the_cut_off_stays_exact_to_the_millisecond_after_redis_lost_it(
         hub = await chaos_hub()
         user = await _new_user(hub)
         async with httpx.AsyncClient(base_url=hub.url, timeout=20) as http:
-            out = await http.post("/api/auth/logout", headers=user.headers)
+            out = await http.post("/api/auth/logout-all", headers=user.headers)
             assert out.status_code == 200, out.text
         cutoff = int(await _redis_get(own_redis, f"revoked:{user.id}") or 0)
         await own_redis.kill()

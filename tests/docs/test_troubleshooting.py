@@ -31,7 +31,7 @@ import trio
 import trio_websocket
 
 from agentim import __version__, logs
-from agentim.auth.tokens import TokenService
+from agentim.auth.tokens import TokenService, digest
 from agentim.errors import ErrorCode
 from agentim.protocol.ids import new_id
 from agentim.settings import DEFAULT_MIME_TYPES, LOG_LEVELS, Settings, problems, redis_url_problem
@@ -513,27 +513,42 @@ async def test_token_revoked_on_websocket(hub: RunningHub, client: httpx.AsyncCl
         r"`server:error` with code `(\w+)` and the socket closes with code (\d+) \(`([^`]+)`\)",
         text)  # fmt: skip
     (error,) = claim(r'`"error":"([^"]+)"`', text)
+    claim(r"Only the sockets that\s+signed in with that session's access token close; the user's "
+          r"other tabs, devices and\s+gateways stay connected", text)  # fmt: skip
     user = await login(client, await create_user(hub))
-    async with signed_in(hub, user) as ws:
+    other = await login(client, user)
+    async with signed_in(hub, user) as ws, signed_in(hub, other) as other_ws:
         assert (await client.post("/api/auth/logout", headers=user.headers)).status_code == 200
         frame = await ws.receive_type("server:error")
         assert frame == {"type": "server:error", "code": code, "message": reason}
         closed = await ws.closed()
         assert (closed.code, closed.reason) == (int(close_code), reason)
-    async with connect(hub) as ws:
-        assert await ws.auth(user) == {"type": "server:auth_result", "ok": False, "error": error}
-
-    key = f"revoked:{user.id}"  # "for the lifetime of an access token (`JWT_ACCESS_EXPIRY`)"
-    claim(r"Redis keeps them \(`revoked:<userId>`\) for the lifetime of an access token", text)
-    assert 0 < await hub.services.kv.ttl(key) <= hub.services.settings.access_ttl_s
-    cutoff = await hub.services.kv.get(key)
+        await other_ws.send({"type": "client:ping", "ts": 2})
+        assert (await other_ws.receive_type("server:pong"))["ts"] == 2
+        await _assert_refused_twice(hub, user, error, f"revoked_token:{digest(user.token)}")
+        out = await client.post("/api/auth/logout-all", headers=other.headers)
+        assert out.status_code == 200
+        assert await other_ws.receive_type("server:error") == frame
+    await _assert_refused_twice(hub, other, error, f"revoked:{user.id}")
+    claim(r"Redis keeps them for the lifetime of an access token\s+\(`JWT_ACCESS_EXPIRY`\): "
+          r"`revoked:<userId>` holds the user's cut-off", text)  # fmt: skip
+    claim(r"`revoked_token:<sha256 of the token>` one logged-out\s+access token", text)
     claim(r"PostgreSQL keeps them too \(table `(revoked_tokens)`\)", text)
     claim(r"if Redis is down or was flushed, the hub checks PostgreSQL, so tokens issued before "
           r"the\s+revocation stay refused", text)  # fmt: skip
-    await hub.services.kv.delete(key)
+
+
+async def _assert_refused_twice(hub: RunningHub, user: User, error: str, key: str) -> None:
+    """Refused with the key in Redis (kept for at most the access-token lifetime), and again
+    once the key is gone: read from PostgreSQL and copied back."""
+    kv = hub.services.kv
+    kept = await kv.get(key)
+    assert kept not in (None, "0")
+    assert 0 < await kv.ttl(key) <= hub.services.settings.access_ttl_s
+    await kv.delete(key)
     async with connect(hub) as ws:
         assert await ws.auth(user) == {"type": "server:auth_result", "ok": False, "error": error}
-    assert await hub.services.kv.get(key) == cutoff  # copied back from PostgreSQL
+    assert await kv.get(key) == kept
 
 
 def test_a_previous_jwt_secret_keeps_old_tokens_valid() -> None:
@@ -804,24 +819,36 @@ async def test_redis_keys_to_watch_appear_and_expire(
     hub: RunningHub, client: httpx.AsyncClient
 ) -> None:
     text = section("High Redis memory usage")
-    watched = dict(re.findall(r"^- `([^`]+)` — (.+)$", text, re.M))
-    assert set(watched) == {"ws:rate:*", "revoked:*", "conv:*:visited"}
+    watched = dict(re.findall(r"^- `([^`]+)` — (.+?)(?:,|$)", text, re.M))
+    assert set(watched) == {"ws:rate:*", "revoked:*", "revoked_token:*", "rl:*", "conv:*:visited"}
     kv, settings = hub.services.kv, hub.services.settings
     user = await login(client, await create_user(hub))
+    other = await login(client, user)
     async with signed_in(hub, user) as ws:
         await ws.send({"type": "client:typing", "roomId": "any"})  # a counted client frame
         await ws.send({"type": "client:ping", "ts": 1})
         await ws.receive_type("server:pong")
-    await client.post("/api/auth/logout", headers=user.headers)
+    await client.post("/api/auth/logout", headers=user.headers)  # one token
+    await client.post("/api/auth/logout-all", headers=other.headers)  # the user's cut-off
     async with agent_scene(hub, 2) as scene:
         await a2a_hop(scene, "watch-me")
+    hub.services.limiter.enabled = True  # test mode has no HTTP limits; count one login
+    try:
+        await client.post("/api/auth/login", json={})
+    finally:
+        hub.services.limiter.enabled = False
     ttl_bounds = {  # what each bullet says about expiry, as the longest TTL it allows
         "rate limit counters (expire automatically)": settings.client_rate_limit_window,
         "token revocation flags (expire with JWT TTL)": settings.access_ttl_s,
+        "single logged-out access tokens (expire with JWT TTL)": settings.access_ttl_s,
+        "HTTP rate-limit windows per class and IP": 60,
         "loop detection sets (5 min TTL)": 5 * 60,
     }
     expected = {"ws:rate:*": f"ws:rate:{user.id}", "revoked:*": f"revoked:{user.id}",
+                "revoked_token:*": f"revoked_token:{digest(user.token)}",
+                "rl:*": "rl:auth:127.0.0.1:60",
                 "conv:*:visited": "conv:watch-me:visited"}  # fmt: skip
+    claim(r"`rl:auth:<ip>:60` for logins,\s+`rl:auth_refresh:<ip>:60` for refreshes", text)
     for pattern, what in watched.items():
         assert expected[pattern] in await kv.scan_keys(pattern)
         assert 0 < await kv.ttl(expected[pattern]) <= ttl_bounds[what], pattern
@@ -894,9 +921,9 @@ async def test_the_greps_find_what_the_hub_logs(
             statuses = [
                 (await http.post("/api/auth/login",
                                  json={"username": stranger, "password": "x"})).status_code
-                for _ in range(11)
+                for _ in range(21)
             ]  # fmt: skip
-    assert statuses == [401] * 10 + [429]
+    assert statuses == [401] * 20 + [429]  # login's own budget: 20 a minute per IP
 
     for line in lines.parsed():  # "All log entries include"
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"])
@@ -1058,7 +1085,9 @@ async def test_unstorable_text_is_refused_as_stated(
             expected = {"type": "server:error", "code": code, "message": text}
             assert await ws.receive_type("server:error") == expected
         async with signed_in_gateway(hub, user) as gateway:
-            await gateway.send('{"type":"gateway:terminal_data","agentId":"a","data":"\\ud800"}')
+            await gateway.send(
+                '{"type":"gateway:task_update","taskId":"t\\ud800","status":"completed"}'
+            )
             await gateway.sync()
     records = lines.parsed()
     assert [r["level"] for r in records if r["msg"] == warned] == [40]
@@ -1076,7 +1105,7 @@ async def test_a_sockets_warnings_stop_as_stated(hub: RunningHub) -> None:
     summary = re.escape(json.loads(example.removeprefix("# "))["msg"]).replace("312", r"(\d+)")
     summary = re.sub(r"<\w+>", r"\\S+", summary.replace(r"\<", "<").replace(r"\>", ">"))
     user = await signed_in_user(hub)
-    frame = '{"type":"gateway:terminal_data","agentId":"a","data":"\\u0000"}'
+    frame = '{"type":"gateway:task_update","taskId":"t\\u0000","status":"completed"}'
     with budgeted_logs() as lines:
         async with signed_in_gateway(hub, user) as gateway:
             for _ in range(limit + 10):

@@ -117,7 +117,25 @@ async def start_hub_process(
     nursery.start_soon(_pump, process, hub, ready)
     with trio.fail_after(START_TIMEOUT_S):
         await ready.wait()
+    await _answers(hub, port)
     return hub
+
+
+async def _answers(hub: HubProcess, port: int) -> None:
+    """The ready line is printed once the port is bound; make sure it still accepts (a hub
+    that died right after it says why here, instead of a test's connection error)."""
+    with trio.fail_after(10):
+        while True:
+            try:
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+            except OSError:
+                if hub.process.returncode is not None:
+                    tail = b"\n".join(hub.output[-30:]).decode(errors="replace")
+                    raise RuntimeError(f"hub exited ({hub.process.returncode}):\n{tail}") from None
+                await trio.sleep(0.05)
+                continue
+            await stream.aclose()
+            return
 
 
 async def _terminate(process: trio.Process) -> None:

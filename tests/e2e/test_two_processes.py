@@ -6,6 +6,7 @@ import httpx
 import trio
 
 from tests.e2e.conftest import SpawnHub
+from tests.gateway_helpers import signed_in_gateway
 from tests.helpers import RunningHub, create_room, create_user, login, signed_in_user
 from tests.ws.wsclient import connect
 
@@ -67,3 +68,43 @@ async def test_presence_is_shared_between_processes(hub: RunningHub, spawn_hub: 
         with trio.fail_after(6):
             offline = await w.receive_type("server:presence")
         assert (offline["userId"], offline["online"]) == (user.id, False)
+
+
+async def test_a_logout_closes_only_that_tokens_sockets_on_every_process(
+    hub: RunningHub, spawn_hub: SpawnHub
+) -> None:
+    """D23 across processes: the logout is made on A; on B only the socket of that token
+    closes, the user's other browser and gateway stay until log out everywhere."""
+    a, b = await spawn_hub(), await spawn_hub()
+    user = await create_user(hub)
+    revoked = {"type": "server:error", "code": "SESSION_REVOKED", "message": "Session revoked"}
+    with trio.fail_after(60):
+        async with httpx.AsyncClient(base_url=a.url, timeout=30) as http_a:
+            first, second, machine = [await login(http_a, user) for _ in range(3)]
+            async with (
+                connect(b.ws_url) as first_on_b,
+                connect(b.ws_url) as second_on_b,
+                connect(a.ws_url) as second_on_a,
+                signed_in_gateway(b.ws_url, machine) as gateway,
+            ):
+                for socket, session in (
+                    (first_on_b, first), (second_on_b, second), (second_on_a, second)
+                ):  # fmt: skip
+                    assert (await socket.auth(session))["ok"] is True
+                out = await http_a.post("/api/auth/logout", headers=first.headers)
+                assert out.status_code == 200, out.text
+                assert await first_on_b.receive_type("server:error") == revoked
+                assert (await first_on_b.closed()).code == 1008
+                for n, socket in enumerate((second_on_b, second_on_a)):
+                    await socket.send({"type": "client:ping", "ts": n})
+                    assert await socket.receive_type("server:pong") == {
+                        "type": "server:pong", "ts": n,
+                    }  # fmt: skip
+                await gateway.sync()
+
+                out = await http_a.post("/api/auth/logout-all", headers=second.headers)
+                assert out.status_code == 200, out.text
+                for socket in (second_on_b, second_on_a):
+                    assert await socket.receive_type("server:error") == revoked
+                    assert (await socket.closed()).code == 1008
+                assert (await gateway.closed()).code == 1008

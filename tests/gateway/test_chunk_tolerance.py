@@ -183,3 +183,34 @@ async def test_a_bad_routing_field_keeps_the_reply_but_routes_it_nowhere(
     assert "(not routed on): depth: Number must be greater than or equal to 0" in (
         record.getMessage()
     )
+
+
+async def test_a_reply_with_text_postgresql_cannot_store_keeps_the_rest(
+    hub: RunningHub, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A NUL or a lone surrogate in an agent's output costs that character, not the reply (D25):
+    it is relayed, stored and completed with U+FFFD in its place, and a warning is logged."""
+    async with scene(hub) as s:
+        [(agent_id, _)] = s.agents
+        message_id = new_id()
+        ids = f'"roomId":"{s.room_id}","agentId":"{agent_id}","messageId":"{message_id}"'
+        with caplog.at_level(logging.WARNING, logger="GatewayHandler"):
+            await s.gateway.send(  # as JSON.stringify writes them: \u escapes
+                f'{{"type":"gateway:message_chunk",{ids},'
+                f'"chunk":{{"type":"text","content":"bin\\u0000ary"}}}}'
+            )
+            await s.gateway.send(
+                f'{{"type":"gateway:message_complete",{ids},"fullContent":"bin\\u0000ary \\ud800",'
+                f'"chunks":[{{"type":"text","content":"bin\\u0000ary"}}]}}'
+            )
+            chunk = await s.client.receive_type("server:message_chunk")
+            done = (await s.client.receive_type("server:message_complete"))["message"]
+        assert chunk["chunk"]["content"] == "bin\ufffdary"
+        assert (done["content"], done["chunks"]) == (
+            "bin\ufffdary \ufffd", [{"type": "text", "content": "bin\ufffdary"}])  # fmt: skip
+        row = await hub.services.db.fetchval(
+            "SELECT content FROM messages WHERE id = $1", done["id"]
+        )
+        assert row == "bin\ufffdary \ufffd"
+        kept = [r for r in caplog.records if "cannot store" in r.getMessage()]
+        assert len(kept) == 2 and all(r.levelno == logging.WARNING for r in kept)

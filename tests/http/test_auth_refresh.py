@@ -124,11 +124,19 @@ async def test_refresh_failures(hub: RunningHub, client: httpx.AsyncClient) -> N
         response = await client.post("/api/auth/refresh", json=body)
         assert (response.status_code, response.json()) == (status, {"ok": False, "error": error})
         assert (response.headers.get("set-cookie") == CLEAR) is clears
-    no_body = await client.post("/api/auth/refresh")
-    assert (no_body.status_code, no_body.json()) == (
-        400,
-        {"ok": False, "error": "Invalid JSON body"},
-    )
+
+
+async def test_refresh_without_a_usable_body_is_401(client: httpx.AsyncClient) -> None:
+    """A26: no body, a non-JSON body or a body PostgreSQL could not store answers 401
+    `Refresh token required` like the reference, never 400."""
+    required = (401, {"ok": False, "error": "Refresh token required"})
+    for content in (b"", b"not json", b"{", b'{"refreshToken": "a\\u0000b"}', b"null"):
+        response = await client.post(
+            "/api/auth/refresh", content=content, headers={"Content-Type": "application/json"}
+        )
+        assert (response.status_code, response.json()) == required, content
+    bare = await client.post("/api/auth/refresh")
+    assert (bare.status_code, bare.json()) == required
 
 
 async def test_refresh_of_expired_or_deleted_rows(
