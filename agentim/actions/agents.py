@@ -14,6 +14,7 @@ from typing import Any, Final
 
 import trio
 
+from agentim.actions import gateways as live_gateways
 from agentim.actions.room_context import room_change_events, room_context_events
 from agentim.errors import forbidden, not_found
 from agentim.protocol import gateway as proto
@@ -21,6 +22,7 @@ from agentim.protocol.envelope import dumps
 from agentim.protocol.events import Event, Target, control_event, frame_event
 from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now
+from agentim.routing.hub import LiveSession
 from agentim.routing.streams import Stream
 from agentim.services import Services
 from agentim.store import agents as store, gateways
@@ -58,38 +60,16 @@ async def connect_gateway(
         platform=device.platform, arch=device.arch, node_version=device.node_version,
         agentim_version=device.agentim_version, ephemeral=ephemeral, now=iso_now(),
     )  # fmt: skip
-    if problem is None:
-        try:
-            await gateways.GatewayKv(services.kv).bind_gateway(gateway_id, services.hub.process_id)
-        except KvUnavailable as exc:
-            log.warning("Redis unavailable to record gateway %s's process: %s", gateway_id, exc)
     return problem is None
 
 
 async def gateway_authenticated(
-    services: Services, *, user_id: str, gateway_id: str, session_id: str
+    services: Services, *, user_id: str, gateway_id: str, session: LiveSession
 ) -> None:
     """The socket is now this gateway: record it as connected (here and in Redis, for the
-    gateway list of any process) and tell the owner's clients (B9)."""
-    services.hub.gateway_up(gateway_id, session_id)
-    try:
-        await gateways.GatewayKv(services.kv).gateway_up(
-            gateway_id, services.hub.process_id, session_id
-        )
-    except KvUnavailable as exc:
-        log.warning("Redis unavailable to record gateway %s as connected: %s", gateway_id, exc)
+    gateway list and relays of any process) and tell the owner's clients (B9)."""
+    await live_gateways.gateway_connected(services, session, gateway_id)
     await agents_changed(services, user_id)
-
-
-async def gateway_gone(services: Services, *, gateway_id: str, session_id: str) -> None:
-    """The socket no longer is this gateway (closed, or authenticated as another one)."""
-    services.hub.gateway_down(gateway_id, session_id)
-    try:
-        await gateways.GatewayKv(services.kv).gateway_down(
-            gateway_id, services.hub.process_id, session_id
-        )
-    except KvUnavailable as exc:
-        log.warning("Redis unavailable to record gateway %s as gone: %s", gateway_id, exc)
 
 
 async def agents_changed(services: Services, user_id: str) -> None:
@@ -98,48 +78,27 @@ async def agents_changed(services: Services, user_id: str) -> None:
 
 
 async def gateway_closed(
-    services: Services, *, user_id: str, gateway_id: str, session_id: str,
+    services: Services, *, user_id: str, gateway_id: str, session: LiveSession,
     agent_ids: Sequence[str], streams: Sequence[Stream], names: dict[str, str],
     reason: str = INTERRUPTED,
 ) -> None:  # fmt: skip
     """A gateway socket closed (realtime.md §5.4, §4.3 as we fix it).
 
-    Its open streams are persisted as far as they got and completed for clients with an error
-    marker (`reason`); then its agents go offline; then the gateway row records the
+    First it stops being the gateway (unless a newer socket holds the id), so relays to it fail
+    at once. Its open streams are persisted as far as they got and completed for clients with
+    an error marker (`reason`); then its agents go offline; then the gateway row records the
     disconnect, and the owner's clients hear that their agents changed.
     """
+    await live_gateways.gateway_disconnected(services, session, gateway_id)
     for stream in streams:
         await interrupt_stream(services, stream, names.get(stream.agent_id, UNKNOWN_AGENT),
                                reason=reason)  # fmt: skip
     await agents_offline(services, agent_ids)
-    await gateway_gone(services, gateway_id=gateway_id, session_id=session_id)
-    try:
-        await gateways.GatewayKv(services.kv).unbind_gateway(gateway_id, services.hub.process_id)
-    except KvUnavailable as exc:
-        log.warning("Redis unavailable to drop gateway %s's process: %s", gateway_id, exc)
     try:
         await gateways.mark_disconnected(services.db, gateway_id, iso_now())
     except Exception as exc:
         log.error("Failed to mark gateway %s disconnected: %s", gateway_id, exc)
     await agents_changed(services, user_id)
-
-
-async def connected_gateways(services: Services, gateway_ids: Sequence[str]) -> set[str] | None:
-    """Which of these gateways have a socket now, on any hub process (A18).
-
-    Returns:
-        The connected ids, or None when Redis is unreachable and only this process's own
-        sockets are known (the caller then falls back to the stored state for the others).
-    """
-    local = {g for g in gateway_ids if g in services.hub.gateways}
-    try:
-        remote = await gateways.GatewayKv(services.kv).live_gateways(
-            [g for g in gateway_ids if g not in local]
-        )
-    except KvUnavailable as exc:
-        log.warning("Redis unavailable to tell which gateways are connected: %s", exc)
-        return None
-    return local | remote
 
 
 # agent lifecycle -----------------------------------------------------------------------------
@@ -443,7 +402,7 @@ async def remove_offline_gateways(
     async with services.db.transaction() as tx:
         rows = await gateways.list_offline_since(tx, cutoff, limit=limit)
         ids = [row["id"] for row in rows]
-        live = await connected_gateways(services, ids)
+        live = await live_gateways.connected_gateways(services, ids)
         if live is None:  # Redis down: only this process's sockets are known
             live = {g for g in ids if g in services.hub.gateways}
         swept, agent_count, room_ids = [g for g in ids if g not in live], 0, set()

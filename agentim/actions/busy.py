@@ -90,25 +90,35 @@ async def forget_queue_depths(services: Services, agent_ids: list[str]) -> None:
 
 # the user's side (routing) -------------------------------------------------------------------
 class Cooldowns:
-    """One routed user message's cooldown checks (at most one Redis read per target)."""
+    """One routed user message's cooldown checks: every target's queue depth and the sender's
+    last delivery to it are read in one Redis round trip (`load`)."""
 
     def __init__(self, services: Services, sender_id: str, room_id: str) -> None:
         self.services = services
         self.sender_id = sender_id
         self.room_id = room_id
+        self._state: dict[str, tuple[int, int]] = {}  # agent id → (queue depth, last send ms)
         self._cooldowns: dict[str, int] = {}  # agent id → cooldown ms, for agents with backlog
 
-    async def refuse(self, agent_id: str, name: str) -> Event | None:
-        """The busy notice (to the sender) when the sender must still wait, else None."""
+    async def load(self, agent_ids: list[str]) -> None:
+        """Read the targets' queue depths and the sender's last sends (none while Redis is
+        away: D16, no cooldown)."""
+        ids = list(dict.fromkeys(agent_ids))
+        keys = [queue_key(a) for a in ids] + [cooldown_key(self.sender_id, a) for a in ids]
         try:
-            depth = _int(await self.services.kv.get(queue_key(agent_id)))
-            wait = cooldown_ms(depth)
-            if wait == 0:
-                return None
-            self._cooldowns[agent_id] = wait
-            last = _int(await self.services.kv.get(cooldown_key(self.sender_id, agent_id)))
+            values = await self.services.kv.mget(*keys)
         except KvUnavailable:
-            return None  # D16: no cooldown while Redis is away
+            return
+        for i, agent_id in enumerate(ids):
+            self._state[agent_id] = (_int(values[i]), _int(values[len(ids) + i]))
+
+    def refuse(self, agent_id: str, name: str) -> Event | None:
+        """The busy notice (to the sender) when the sender must still wait, else None."""
+        depth, last = self._state.get(agent_id, (0, 0))
+        wait = cooldown_ms(depth)
+        if wait == 0:
+            return None
+        self._cooldowns[agent_id] = wait
         elapsed = int(time.time() * 1000) - last
         if not last or elapsed >= wait:
             return None

@@ -20,6 +20,7 @@ import trio
 
 from agentim.actions import presence
 from agentim.actions.agents import agents_changed, mark_offline, set_agent_status
+from agentim.actions.gateways import rebind_gateways
 from agentim.protocol.timefmt import iso_now
 from agentim.routing.hub import CLIENT
 from agentim.services import Services
@@ -82,6 +83,7 @@ async def _reassert(services: Services, *, announce: bool) -> None:
     bindings = gateways.GatewayKv(services.kv)
     for agent_id in agent_ids:
         await bindings.bind(agent_id, hub.process_id)
+    await rebind_gateways(services)
     users = {s.user_id: s.username for s in hub.sessions.values() if s.kind == CLIENT}
     joins = PresenceKv(services.kv)
     for user_id, username in sorted(users.items()):

@@ -4,9 +4,10 @@ the request to the gateway, and the gateway's answer back to the user who asked.
 Every hop is an event (D15): a request reaches the agent's gateway as a `Target.AGENT` event and
 a gateway addressed by id as the hub control `gateway_frame` (routing/relay_requests.py), so the
 client and the gateway may be on different processes; answers go to the user's client sockets
-(`Target.USER`). What must outlive one process (which process holds a gateway, pending workspace
-requests, who waits for a command's result) is in Redis (store/relays.py); while Redis is down
-each process knows only its own sockets (D16). Secrets (API keys, OAuth URLs) are never logged.
+(`Target.USER`). What must outlive one process is in Redis: which process holds a gateway
+(actions/gateways.py), pending workspace requests and who waits for a command's result
+(store/relays.py); while Redis is down each process knows only its own sockets (D16). Secrets
+(API keys, OAuth URLs) are never logged.
 """
 
 from __future__ import annotations
@@ -15,12 +16,12 @@ import json
 import logging
 from typing import Any, Final
 
+from agentim.actions.gateways import gateway_online
 from agentim.actions.messages import remove_upload_files
 from agentim.errors import AgentImError, ErrorCode
 from agentim.protocol import relays as proto
 from agentim.protocol.events import Event, Target, frame_event
 from agentim.protocol.ids import new_id
-from agentim.routing.hub import LiveSession
 from agentim.routing.relay_requests import gateway_frame_event
 from agentim.services import Services
 from agentim.store import agents as agent_rows, relays as store
@@ -41,48 +42,10 @@ COMMAND_DENIED: Final = "Insufficient permissions to command agents in this room
 NOT_A_MEMBER: Final = "You are not a member of this room"
 AGENT_NOT_MEMBER: Final = "Agent is not a member of this room"
 API_KEY_REQUIRED: Final = "API key is required for API mode credentials"
-ROLE_RANK: Final = {"owner": 2, "admin": 1, "member": 0}
 
 
 def _refused(code: ErrorCode, message: str, status: int = 400) -> AgentImError:
     return AgentImError(status, message, code=code)
-
-
-def may_command(required: str, role: str | None) -> bool:
-    """The room's agentCommandRole lets a sender of `role` (None: no member) command agents."""
-    return required == "member" or ROLE_RANK.get(role or "", -1) >= ROLE_RANK.get(required, 0)
-
-
-# gateway sockets by id --------------------------------------------------------------------------
-async def gateway_connected(services: Services, session: LiveSession, gateway_id: str) -> None:
-    """A gateway socket authenticated: frames for its id now reach it from any process."""
-    dropped = services.relays.add_gateway(services.hub, gateway_id, session)
-    relay_kv, process_id = store.RelayKv(services.kv), services.hub.process_id
-    try:
-        for old in dropped:
-            await relay_kv.unbind_gateway(old, process_id)
-        await relay_kv.bind_gateway(gateway_id, process_id)
-    except KvUnavailable as exc:
-        gateway_log.warning("Redis unavailable, gateway %s reachable from this process only: %s",
-                            gateway_id, exc)  # fmt: skip
-
-
-async def gateway_disconnected(services: Services, session: LiveSession, gateway_id: str) -> None:
-    if not services.relays.remove_gateway(gateway_id, session):
-        return  # a newer socket holds the id
-    try:
-        await store.RelayKv(services.kv).unbind_gateway(gateway_id, services.hub.process_id)
-    except KvUnavailable:
-        pass  # the binding dies with this process's heartbeat
-
-
-async def gateway_online(services: Services, gateway_id: str) -> bool:
-    if gateway_id in services.relays.gateways:
-        return True
-    try:
-        return await store.RelayKv(services.kv).gateway_process(gateway_id) is not None
-    except KvUnavailable:
-        return False  # events stay in this process while Redis is down
 
 
 async def agent_online(services: Services, agent_id: str) -> bool:
@@ -173,7 +136,7 @@ async def agent_command(
         AgentImError: ROOM_NOT_FOUND, NOT_A_MEMBER, or PERMISSION_DENIED below agentCommandRole.
     """
     access = await _access(services, user_id, message.room_id, message.agent_id)
-    if not may_command(access["required"], access["role"]):
+    if not access["may_command"]:  # the room's agentCommandRole (store/membership.py)
         raise _refused(ErrorCode.PERMISSION_DENIED, COMMAND_DENIED, 403)
     if not await agent_online(services, message.agent_id):
         return proto.agent_command_result(
@@ -293,10 +256,9 @@ async def spawn_agent(
     Raises:
         AgentImError: 404 `Gateway not found`, 503 `Gateway is offline`.
     """
-    if await store.get_gateway_owner(services.db, gateway_id) != user_id:
-        raise AgentImError(404, GATEWAY_NOT_FOUND)
+    await _owned_gateway(services, user_id, gateway_id)
     if not await gateway_online(services, gateway_id):
-        raise AgentImError(503, GATEWAY_OFFLINE)
+        raise _refused(ErrorCode.GATEWAY_OFFLINE, GATEWAY_OFFLINE, 503)
     frame = proto.spawn_agent(request_id=new_id(), agent_type=agent_type, name=name,
                               working_directory=working_directory,
                               credential_id=credential_id)  # fmt: skip

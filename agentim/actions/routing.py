@@ -104,11 +104,13 @@ async def _deliver_user_message(services: Services, hop: Hop, targets: Targets) 
     message = hop.message
     names = {member.id: member.name for member in hop.members}
     cooldowns = Cooldowns(services, message["senderId"], message["roomId"])
+    candidates = _deliveries(hop, targets, sender_type="user", depth=0)
+    await cooldowns.load([d["agentId"] for d in candidates])
     deliveries: list[dict[str, Any]] = []
     notices: list[Event] = []
-    for delivery in _deliveries(hop, targets, sender_type="user", depth=0):
+    for delivery in candidates:
         agent_id = delivery["agentId"]
-        refused = await cooldowns.refuse(agent_id, names.get(agent_id, agent_id))
+        refused = cooldowns.refuse(agent_id, names.get(agent_id, agent_id))
         if refused is None:
             deliveries.append(delivery)
         else:
@@ -335,6 +337,7 @@ async def _deliver(services: Services, deliveries: Sequence[dict[str, Any]]) -> 
     except KvUnavailable:
         live = set(ids)
     offline: set[str] = set()
+    events: list[Event] = []
     for delivery in deliveries:
         agent_id = delivery["agentId"]
         if agent_id not in live:
@@ -343,5 +346,6 @@ async def _deliver(services: Services, deliveries: Sequence[dict[str, Any]]) -> 
             services.metrics.undeliverable_total.inc()
             offline.add(agent_id)
             continue
-        await services.events.publish(frame_event(Target.AGENT, agent_id, delivery))
+        events.append(frame_event(Target.AGENT, agent_id, delivery))
+    await services.events.publish_all(events)  # in order, one round trip
     return offline

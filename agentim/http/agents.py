@@ -10,7 +10,7 @@ from typing import Any, Final
 
 from quart import Blueprint, Response, request
 
-from agentim.actions import agents
+from agentim.actions import agents, gateways as live_gateways
 from agentim.errors import ValidationFailed, not_found
 from agentim.http._request import check_ids, json_body, ok, principal, require_auth, services
 from agentim.http.docs import documented
@@ -130,7 +130,7 @@ async def list_shared_agents() -> Response:
 async def list_gateways() -> Response:
     """The caller's gateways (ephemeral ones left out), with their live connection state."""
     rows = await gateways.list_user_gateways(services().db, principal().user_id)
-    live = await agents.connected_gateways(services(), [row["id"] for row in rows])
+    live = await live_gateways.connected_gateways(services(), [row["id"] for row in rows])
     return ok([gateway_json(row, None if live is None else row["id"] in live) for row in rows])
 
 

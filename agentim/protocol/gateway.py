@@ -15,7 +15,7 @@ from typing import Any, Final
 import attrs
 
 from agentim.protocol import relays
-from agentim.protocol.jsontypes import type_name
+from agentim.protocol.jsontypes import string_problem, type_name
 from agentim.protocol.textrules import utf16_len
 
 MAX_TOKEN_CHARS: Final = 2000
@@ -178,15 +178,12 @@ class _Issue(Exception):
 
 
 def _string(obj: dict[str, Any], key: str, *, min_len: int = 0, max_len: int | None = None) -> str:
-    value = obj.get(key)
     if key not in obj:
         raise _Issue("Required")
-    if not isinstance(value, str):
-        raise _Issue(f"Expected string, received {type_name(value)}")
-    if min_len and utf16_len(value) < min_len:
-        raise _Issue(f"String must contain at least {min_len} character(s)")
-    if max_len is not None and len(value) > max_len // 2 and utf16_len(value) > max_len:
-        raise _Issue(f"String must contain at most {max_len} character(s)")
+    value = obj[key]
+    problem = string_problem(value, min_len=min_len, max_len=max_len)
+    if problem is not None:
+        raise _Issue(problem)
     return value
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import attrs
 
-from agentim.protocol.jsontypes import type_name
-from agentim.protocol.textrules import utf16_len
+from agentim.protocol.jsontypes import string_problem, type_name
 
 MAX_COMMAND_CHARS: Final = 100
 MAX_ARGS_CHARS: Final = 10_000
@@ -185,6 +184,9 @@ class GatewayOAuthResult:
     credential: dict[str, Any] | None
 
 
+_CredentialAnswer = TypeVar("_CredentialAnswer", GatewayCredentialResult, GatewayOAuthResult)
+
+
 @attrs.frozen
 class GatewayRewindResult:
     agent_id: str
@@ -217,12 +219,9 @@ def _opt_str(obj: dict[str, Any], key: str, *, min_len: int = 0,
 
 
 def _check_str(value: Any, *, min_len: int = 0, max_len: int | None = None) -> str:
-    if not isinstance(value, str):
-        raise Invalid(f"Expected string, received {type_name(value)}")
-    if min_len and utf16_len(value) < min_len:
-        raise Invalid(f"String must contain at least {min_len} character(s)")
-    if max_len is not None and len(value) > max_len // 2 and utf16_len(value) > max_len:
-        raise Invalid(f"String must contain at most {max_len} character(s)")
+    problem = string_problem(value, min_len=min_len, max_len=max_len)
+    if problem is not None:
+        raise Invalid(problem)
     return value
 
 
@@ -529,8 +528,9 @@ def _credential_ref(obj: dict[str, Any]) -> dict[str, Any] | None:
     return {"id": _str(item, "id"), "name": _str(item, "name")}
 
 
-def _credential_result(obj: dict[str, Any]) -> GatewayCredentialResult:
-    return GatewayCredentialResult(
+def _credential_answer(answer: type[_CredentialAnswer], obj: dict[str, Any]) -> _CredentialAnswer:
+    """gateway:credential_result and gateway:oauth_result carry the same fields."""
+    return answer(
         _str(obj, "requestId", min_len=1),
         _bool(obj, "success"),
         _opt_str(obj, "error"),
@@ -543,15 +543,6 @@ def _oauth_url(obj: dict[str, Any]) -> GatewayOAuthUrl:
         _str(obj, "requestId", min_len=1),
         _str(obj, "authUrl", min_len=1, max_len=MAX_URL_CHARS),
         _opt_bool(obj, "autoCallback"),
-    )
-
-
-def _oauth_result(obj: dict[str, Any]) -> GatewayOAuthResult:
-    return GatewayOAuthResult(
-        _str(obj, "requestId", min_len=1),
-        _bool(obj, "success"),
-        _opt_str(obj, "error"),
-        _credential_ref(obj),
     )
 
 
@@ -569,9 +560,9 @@ GATEWAY_DECODERS: Final[dict[str, Callable[[dict[str, Any]], GatewayRelay]]] = {
     "gateway:agent_info": _agent_info,
     "gateway:spawn_result": _spawn_result,
     "gateway:credential_list": _credential_list,
-    "gateway:credential_result": _credential_result,
+    "gateway:credential_result": partial(_credential_answer, GatewayCredentialResult),
     "gateway:oauth_url": _oauth_url,
-    "gateway:oauth_result": _oauth_result,
+    "gateway:oauth_result": partial(_credential_answer, GatewayOAuthResult),
     "gateway:workspace_response": _workspace_response,
     "gateway:rewind_result": _rewind_result,
 }

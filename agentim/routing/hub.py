@@ -85,7 +85,9 @@ class Hub:
         self.by_user: dict[str, dict[str, LiveSession]] = {}
         self.rooms: dict[str, dict[str, LiveSession]] = {}
         self.agents: dict[str, str] = {}  # agent id → gateway session id
-        self.gateways: dict[str, set[str]] = {}  # gateway id → its authenticated session ids
+        # gateway id → the socket authenticated as it (a newer socket of the same id wins); the
+        # Redis side of this map is `gw:proc:<gatewayId>` (actions/gateways.py keeps both)
+        self.gateways: dict[str, LiveSession] = {}
         self.counts: dict[str, int] = {CLIENT: 0, GATEWAY: 0}
         self.controls: dict[str, ControlHandler] = {
             "revoke_user": _revoke_user,
@@ -153,15 +155,24 @@ class Hub:
         session.agents.add(agent_id)
         self.agents[agent_id] = session.id
 
-    def gateway_up(self, gateway_id: str, session_id: str) -> None:
-        self.gateways.setdefault(gateway_id, set()).add(session_id)
+    def add_gateway(self, gateway_id: str, session: LiveSession) -> list[str]:
+        """The socket authenticated as this gateway (a newer socket of the same id wins).
 
-    def gateway_down(self, gateway_id: str, session_id: str) -> None:
-        sessions = self.gateways.get(gateway_id)
-        if sessions is not None:
-            sessions.discard(session_id)
-            if not sessions:
-                del self.gateways[gateway_id]
+        Returns:
+            The other ids this socket held (it authenticated again under a new id): forgotten.
+        """
+        dropped = [i for i, s in self.gateways.items() if s is session and i != gateway_id]
+        for old in dropped:
+            del self.gateways[old]
+        self.gateways[gateway_id] = session
+        return dropped
+
+    def remove_gateway(self, gateway_id: str, session: LiveSession) -> bool:
+        """Forget the socket if it still holds the id; True if it did."""
+        if self.gateways.get(gateway_id) is not session:
+            return False
+        del self.gateways[gateway_id]
+        return True
 
     def count(self, kind: str) -> int:
         return self.counts.get(kind, 0)

@@ -1,6 +1,6 @@
-"""This process's share of the client ↔ gateway relays: its gateway sockets by gateway id, the
-hub control that hands a frame to one of them, and the pending requests kept here while Redis
-is unreachable (D16; with Redis up they live in Redis, store/relays.py).
+"""This process's share of the client ↔ gateway relays: the hub control that hands a frame to
+one of its gateway sockets (by gateway id, `Hub.gateways`), and the pending requests kept here
+while Redis is unreachable (D16; with Redis up they live in Redis, store/relays.py).
 
 A frame for a gateway (by gateway id, not by agent) crosses processes as the hub control
 `gateway_frame` addressed to the gateway id; only the process holding that socket delivers it.
@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from agentim.protocol.events import Event, Target
 from agentim.protocol.wsframes import text_frame
-from agentim.routing.hub import Hub, LiveSession
+from agentim.routing.hub import Hub
 
 GATEWAY_FRAME: Final = "gateway_frame"
 MAX_PENDING: Final = 10_000  # fallback entries per process (the reference's cap on its map)
@@ -26,44 +26,23 @@ def gateway_frame_event(gateway_id: str, owner_id: str, frame: str) -> Event:
     return Event(Target.CONTROL, gateway_id, frame, control=control)
 
 
+def deliver_gateway_frame(hub: Hub, event: Event) -> None:
+    """Hub control: hand the frame to the local socket of the gateway, if any."""
+    session = hub.gateways.get(event.target_id)
+    owner = (event.control or {}).get("userId")
+    if session is None or session.user_id != owner or session.id not in hub.sessions:
+        return
+    session.send_nowait(text_frame(event.frame.encode()))
+
+
 class RelayState:
-    """Local gateway sockets by id, and the fallback for pending requests."""
+    """The fallback for pending requests."""
 
     def __init__(self) -> None:
-        self.gateways: dict[str, LiveSession] = {}
         self._pending: collections.OrderedDict[str, tuple[float, dict[str, Any]]] = (
             collections.OrderedDict()
         )
         self._waiters: dict[str, collections.deque[str]] = {}
-
-    # gateway sockets -------------------------------------------------------------------------
-    def add_gateway(self, hub: Hub, gateway_id: str, session: LiveSession) -> list[str]:
-        """The socket authenticated as this gateway (a newer socket of the same id wins).
-
-        Returns:
-            The other ids this socket held (it authenticated again under a new id): forgotten.
-        """
-        hub.controls.setdefault(GATEWAY_FRAME, self.deliver)
-        dropped = [i for i, s in self.gateways.items() if s is session and i != gateway_id]
-        for old in dropped:
-            del self.gateways[old]
-        self.gateways[gateway_id] = session
-        return dropped
-
-    def remove_gateway(self, gateway_id: str, session: LiveSession) -> bool:
-        """Forget the socket if it still holds the id; True if it did."""
-        if self.gateways.get(gateway_id) is not session:
-            return False
-        del self.gateways[gateway_id]
-        return True
-
-    def deliver(self, hub: Hub, event: Event) -> None:
-        """Hub control: hand the frame to the local socket of the gateway, if any."""
-        session = self.gateways.get(event.target_id)
-        owner = (event.control or {}).get("userId")
-        if session is None or session.user_id != owner or session.id not in hub.sessions:
-            return
-        session.send_nowait(text_frame(event.frame.encode()))
 
     # pending requests while Redis is down -----------------------------------------------------
     def put(self, request_id: str, data: dict[str, Any], ttl_s: float) -> None:

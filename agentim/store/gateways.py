@@ -4,11 +4,11 @@ Redis keys (D12, D14, D17):
 - `agent:gw:<agentId>` → the hub process id holding the agent's gateway; `agent:hub:<processId>`
   is the set of agents a process holds. A process is alive while `presence:hub:<processId>`
   exists (its heartbeat), so bindings left by a crashed process read as offline.
-- `gateway:at:<gatewayId>` → the hub process id holding the gateway's socket;
+- `gw:proc:<gatewayId>` → the hub process id holding the gateway's socket: the one record of
+  "is gateway X connected, and where" (the gateway list's live state, relays to a gateway by
+  id); it counts only while that process's heartbeat lives, as agent bindings do.
   `gateway:hub:<processId>` is the set of gateways a process holds. A survivor that reclaims a
   dead process (store/processes.py) releases both kinds of binding.
-- `gw:live:<gatewayId>` → the set of `<processId> <socketId>` holding a socket authenticated as
-  that gateway; members of dead processes read as not connected (same liveness rule).
 - `perm:<requestId>` → a pending permission request (JSON) with a TTL; `perm:room:<roomId>` is
   the set of a room's pending request ids, re-sent to clients that join the room.
 """
@@ -26,11 +26,12 @@ FOREIGN: Final = "foreign"
 BINDING_TTL_S: Final = 7 * 86400  # bindings are deleted on unbind; the TTL only bounds leaks
 PERMISSION_SLACK_S: Final = 60  # a request's key outlives its expiry, so the expiry finds it
 
-# ARGV: the key prefix, then agent ids; returns the ids bound to a live process.
+# ARGV: the key prefix, the binding's key prefix (`agent:gw:` or `gw:proc:`), then ids; returns
+# the ids bound to a live process.
 _LIVE_LUA: Final = """
 local live = {}
-for i = 2, #ARGV do
-  local pid = redis.call('GET', ARGV[1] .. 'agent:gw:' .. ARGV[i])
+for i = 3, #ARGV do
+  local pid = redis.call('GET', ARGV[1] .. ARGV[2] .. ARGV[i])
   if pid and redis.call('EXISTS', ARGV[1] .. 'presence:hub:' .. pid) == 1 then
     table.insert(live, ARGV[i])
   end
@@ -64,19 +65,11 @@ return owned
 """
 
 
-# ARGV: the key prefix, then gateway ids; returns the ids with a socket on a live process.
-_LIVE_GATEWAYS_LUA: Final = """
-local live = {}
-for i = 2, #ARGV do
-  for _, member in ipairs(redis.call('SMEMBERS', ARGV[1] .. 'gw:live:' .. ARGV[i])) do
-    local pid = string.match(member, '^(%S+)')
-    if pid and redis.call('EXISTS', ARGV[1] .. 'presence:hub:' .. pid) == 1 then
-      table.insert(live, ARGV[i])
-      break
-    end
-  end
-end
-return live
+# ARGV: the key prefix, the gateway id: the process holding it if that process is alive.
+_GATEWAY_PROCESS_LUA: Final = """
+local pid = redis.call('GET', ARGV[1] .. 'gw:proc:' .. ARGV[2])
+if pid and redis.call('EXISTS', ARGV[1] .. 'presence:hub:' .. pid) == 1 then return pid end
+return false
 """
 
 
@@ -181,44 +174,43 @@ class GatewayKv:
 
     async def live_agents(self, agent_ids: Sequence[str]) -> set[str]:
         """The agents among `agent_ids` whose gateway is on a live hub process."""
-        if not agent_ids:
-            return set()
-        found = await self._kv.eval_script(_LIVE_LUA, [], [self._kv.prefix, *agent_ids])
-        return _names(found)
+        return await self._live("agent:gw:", agent_ids)
 
     async def process_agents(self, process_id: str) -> set[str]:
         """The agents bound to this process (not since taken over by another one)."""
         found = await self._kv.eval_script(_OWNED_LUA, [], [self._kv.prefix, process_id])
         return _names(found)
 
-    # live gateway sockets (A18) -------------------------------------------------------------
-    async def gateway_up(self, gateway_id: str, process_id: str, socket_id: str) -> None:
-        await self._kv.sadd_expire(f"gw:live:{gateway_id}", f"{process_id} {socket_id}",
-                                   BINDING_TTL_S)  # fmt: skip
-
-    async def gateway_down(self, gateway_id: str, process_id: str, socket_id: str) -> None:
-        await self._kv._call(self._kv.client.srem, self._kv.key(f"gw:live:{gateway_id}"),
-                             f"{process_id} {socket_id}")  # fmt: skip
-
-    async def live_gateways(self, gateway_ids: Sequence[str]) -> set[str]:
-        """The gateways among `gateway_ids` with a socket on a live hub process."""
-        if not gateway_ids:
-            return set()
-        found = await self._kv.eval_script(_LIVE_GATEWAYS_LUA, [], [self._kv.prefix, *gateway_ids])
-        return _names(found)
-
     async def forget_process(self, process_id: str) -> None:
         await self._kv.delete(f"agent:hub:{process_id}")
 
+    # where each gateway's socket is (A18, relays by gateway id) ------------------------------
     async def bind_gateway(self, gateway_id: str, process_id: str) -> None:
         """The gateway's socket is on this process (a survivor marks its row disconnected if
         the process dies, store/processes.py)."""
-        await self._kv.set(f"gateway:at:{gateway_id}", process_id, ex=BINDING_TTL_S)
+        await self._kv.set(f"gw:proc:{gateway_id}", process_id, ex=BINDING_TTL_S)
         await self._kv.sadd_expire(f"gateway:hub:{process_id}", gateway_id, BINDING_TTL_S)
 
     async def unbind_gateway(self, gateway_id: str, process_id: str) -> None:
-        keys = [self._kv.key(f"gateway:at:{gateway_id}"), self._kv.key(f"gateway:hub:{process_id}")]
+        """Drop the gateway's record if it still names this process."""
+        keys = [self._kv.key(f"gw:proc:{gateway_id}"), self._kv.key(f"gateway:hub:{process_id}")]
         await self._kv.eval_script(_UNBIND_GATEWAY_LUA, keys, [gateway_id, process_id])
+
+    async def gateway_process(self, gateway_id: str) -> str | None:
+        """The live hub process holding the gateway's socket, or None (offline)."""
+        reply = await self._kv.eval_script(_GATEWAY_PROCESS_LUA, [], [self._kv.prefix, gateway_id])
+        return None if reply is None or reply is False else _name(reply)
+
+    async def live_gateways(self, gateway_ids: Sequence[str]) -> set[str]:
+        """The gateways among `gateway_ids` held by a live hub process."""
+        return await self._live("gw:proc:", gateway_ids)
+
+    async def _live(self, binding: str, ids: Sequence[str]) -> set[str]:
+        """The ids whose `<binding><id>` names a live hub process."""
+        if not ids:
+            return set()
+        found = await self._kv.eval_script(_LIVE_LUA, [], [self._kv.prefix, binding, *ids])
+        return _names(found)
 
     # permission requests ----------------------------------------------------------------------
     async def put_permission(self, request: dict[str, Any], ttl_s: int) -> bool:
@@ -248,8 +240,7 @@ class GatewayKv:
         ids: list[str] = sorted(await self._kv.smembers(f"perm:room:{room_id}"))
         if not ids:
             return []
-        keys = [self._kv.key(f"perm:{i}") for i in ids]
-        values = await self._kv._call(self._kv.client.mget, keys)
+        values = await self._kv.mget(*(f"perm:{i}" for i in ids))
         found = [json.loads(v) for v in values if v is not None]
         stale = [i for i, v in zip(ids, values, strict=True) if v is None]
         if stale:
@@ -266,3 +257,12 @@ def _names(reply: Any) -> set[str]:
     if not isinstance(reply, list):
         raise KvUnavailable(f"expected an array reply, got {reply!r}")
     return {item.decode() if isinstance(item, bytes) else str(item) for item in reply}
+
+
+def _name(item: Any) -> str:
+    """A script's bulk reply as text."""
+    if isinstance(item, bytes):
+        return item.decode()
+    if isinstance(item, str):
+        return item
+    raise KvUnavailable(f"expected a bulk reply, got {item!r}")

@@ -1,8 +1,9 @@
 """Redis: counters (Lua INCR+EXPIRE), flags, sets, pub/sub.
 
-The hot calls (`incr_window`, `publish`, `get`, `set`, `delete`) go over the trio-native client
-in `resp.py`; the rest goes through redis.asyncio on the bridge (STYLE §5.23). Sentinel URLs use
-redis.asyncio for everything: the native client does not speak the sentinel discovery protocol.
+The hot calls (`incr_window`, `publish`, `get`, `mget`, `set`, `delete`) go over the trio-native
+client in `resp.py`; the rest goes through redis.asyncio on the bridge (STYLE §5.23). Sentinel URLs
+use redis.asyncio for everything: the native client does not speak the sentinel discovery
+protocol.
 
 Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`) plus the
 events stream `agentim:events`, with an optional prefix (REDIS_KEY_PREFIX). Every Redis failure
@@ -180,6 +181,19 @@ class Kv:
         else:
             value = await self._call(self._client.get, self.key(name))
         return value.decode() if isinstance(value, bytes) else None
+
+    async def mget(self, *names: str) -> list[str | None]:
+        """The keys' values (None where missing) in one round trip."""
+        if not names:
+            return []
+        keys = [self.key(n) for n in names]
+        if self._native is not None:
+            values = await self._native_call(self._native, "MGET", *keys)
+        else:
+            values = await self._call(self._client.mget, keys)
+        if not isinstance(values, list):
+            raise KvUnavailable(f"expected an array reply, got {values!r}")
+        return [v.decode() if isinstance(v, bytes) else None for v in values]
 
     async def set(self, name: str, value: str, *, ex: int | None = None, nx: bool = False) -> bool:
         if self._native is None:

@@ -9,21 +9,8 @@ from typing import Any, Final
 import attrs
 
 from agentim.store.db import Conn, Row
+from agentim.store.membership import IS_MEMBER_SQL, MAY_COMMAND_SQL
 
-# The creator shortcut or a `user` member row (api.md §6 isMember), on the room aliased `r`.
-_IS_MEMBER: Final = (
-    "(r.created_by_id = $2 OR EXISTS (SELECT 1 FROM room_members rm WHERE rm.room_id = r.id "
-    "AND rm.member_id = $2 AND rm.member_type = 'user'))"
-)
-# The sender ($2) may command the room's agents (B8): agentCommandRole 'member', or the sender's
-# role ranks at least as high (a member row's role, else the creator shortcut: owner).
-_MAY_COMMAND: Final = (
-    "(r.agent_command_role = 'member' OR (SELECT CASE COALESCE((SELECT rm.role FROM room_members "
-    "rm WHERE rm.room_id = r.id AND rm.member_id = $2 AND rm.member_type = 'user'), "
-    "CASE WHEN r.created_by_id = $2 THEN 'owner' END) WHEN 'owner' THEN 2 WHEN 'admin' THEN 1 "
-    "WHEN 'member' THEN 0 ELSE -1 END) >= CASE r.agent_command_role WHEN 'owner' THEN 2 "
-    "WHEN 'admin' THEN 1 ELSE 0 END)"
-)
 # The room's agent members that have an agent row, in member-row order: what routing needs,
 # fetched with the insert so a message costs one round trip (agents.list_room_agents' query).
 _ROOM_AGENTS: Final = (
@@ -37,7 +24,7 @@ _ROOM_AGENTS: Final = (
 # INSERT did; the FK from attachments to the new message is checked at the statement's end.
 _SEND: Final = f"""
 WITH room AS (
-    SELECT r.id, {_IS_MEMBER} AS allowed, {_MAY_COMMAND} AS may_command
+    SELECT r.id, {IS_MEMBER_SQL} AS allowed, {MAY_COMMAND_SQL} AS may_command
     FROM rooms r WHERE r.id = $3
 ), ins AS (
     INSERT INTO messages (id, room_id, sender_id, sender_type, sender_name, type, content,
@@ -66,8 +53,8 @@ WITH input AS (
         WITH ORDINALITY AS i(id, room_id, content, reply_to_id, mentions, created_at, n)
 ), checked AS (
     SELECT i.*, r.id IS NOT NULL AS room_found,
-           r.id IS NOT NULL AND {_IS_MEMBER} AS allowed,
-           r.id IS NOT NULL AND {_MAY_COMMAND} AS may_command
+           r.id IS NOT NULL AND {IS_MEMBER_SQL} AS allowed,
+           r.id IS NOT NULL AND {MAY_COMMAND_SQL} AS may_command
     FROM input i LEFT JOIN rooms r ON r.id = i.room_id
 ), ins AS (
     INSERT INTO messages (id, room_id, sender_id, sender_type, sender_name, type, content,
@@ -166,7 +153,7 @@ def _agents(value: str | None) -> list[dict[str, Any]]:
 async def get_message_for_member(conn: Conn, message_id: str, user_id: str) -> Row | None:
     """The message row plus `is_member` (the caller may read its room), or None."""
     return await conn.fetchrow(
-        f"SELECT m.*, {_IS_MEMBER} AS is_member FROM messages m "
+        f"SELECT m.*, {IS_MEMBER_SQL} AS is_member FROM messages m "
         "JOIN rooms r ON r.id = m.room_id WHERE m.id = $1",
         message_id, user_id,
     )  # fmt: skip
@@ -175,7 +162,7 @@ async def get_message_for_member(conn: Conn, message_id: str, user_id: str) -> R
 async def lock_message_for_member(conn: Conn, message_id: str, user_id: str) -> Row | None:
     """As get_message_for_member, holding the message row until the transaction ends."""
     return await conn.fetchrow(
-        f"SELECT m.*, {_IS_MEMBER} AS is_member FROM messages m "
+        f"SELECT m.*, {IS_MEMBER_SQL} AS is_member FROM messages m "
         "JOIN rooms r ON r.id = m.room_id WHERE m.id = $1 FOR UPDATE OF m",
         message_id, user_id,
     )  # fmt: skip

@@ -11,8 +11,7 @@ Keys (with the optional prefix):
 - `hub:reclaimed:<processId>`: set when a process was reclaimed; if it was only stalled, its
   next beat finds the mark and puts back what the survivor released.
 - What a process owns: `agent:hub:<processId>` (agents, each bound by `agent:gw:<agentId>`),
-  `gateway:hub:<processId>` (gateway ids, each bound by `gateway:at:<gatewayId>`; its sockets'
-  `<processId> <socketId>` members of `gw:live:<gatewayId>` go too) and
+  `gateway:hub:<processId>` (gateway ids, each bound by `gw:proc:<gatewayId>`) and
   `presence:users:<processId>` (userId → username of its users with a client socket).
 """
 
@@ -55,7 +54,7 @@ local function still_bound(set_key, binding_prefix)
 end
 return {
   still_bound(p .. 'agent:hub:' .. dead, p .. 'agent:gw:'),
-  still_bound(p .. 'gateway:hub:' .. dead, p .. 'gateway:at:'),
+  still_bound(p .. 'gateway:hub:' .. dead, p .. 'gw:proc:'),
   redis.call('HGETALL', p .. 'presence:users:' .. dead),
 }
 """
@@ -76,15 +75,8 @@ if redis.call('EXISTS', p .. 'presence:hub:' .. dead) == 0 then
     end
     redis.call('DEL', set_key)
   end
-  for _, id in ipairs(redis.call('SMEMBERS', p .. 'gateway:hub:' .. dead)) do
-    for _, member in ipairs(redis.call('SMEMBERS', p .. 'gw:live:' .. id)) do
-      if string.sub(member, 1, #dead + 1) == dead .. ' ' then
-        redis.call('SREM', p .. 'gw:live:' .. id, member)
-      end
-    end
-  end
   unbind(p .. 'agent:hub:' .. dead, p .. 'agent:gw:')
-  unbind(p .. 'gateway:hub:' .. dead, p .. 'gateway:at:')
+  unbind(p .. 'gateway:hub:' .. dead, p .. 'gw:proc:')
   redis.call('DEL', p .. 'presence:users:' .. dead)
 end
 redis.call('SREM', p .. 'hub:processes', dead)

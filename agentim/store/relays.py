@@ -1,9 +1,7 @@
 """SQL and Redis state of the client ↔ gateway relays; the Redis part is shared by every hub
 process (D15).
 
-Keys:
-- `gw:proc:<gatewayId>` → the hub process holding the gateway's socket; the gateway counts as
-  online while that process's `presence:hub:<processId>` heartbeat lives (as agent bindings do).
+Keys (which process holds a gateway's socket, `gw:proc:<gatewayId>`, is store/gateways.py's):
 - `relay:req:<requestId>` → a pending request (JSON: who asked, for which agent and room) that
   the gateway's answer is matched against; it expires with the request's TTL.
 - `relay:cmd:<agentId>:<roomId>:<command>` → the users waiting for that command's result,
@@ -17,20 +15,8 @@ from typing import Any, Final
 
 from agentim.store.db import Conn, Row
 from agentim.store.kv import Kv, KvUnavailable
+from agentim.store.membership import MAY_COMMAND_SQL, ROLE_SQL
 
-GATEWAY_BINDING_TTL_S: Final = 7 * 86400  # deleted on close; the TTL only bounds a crash's leak
-
-# ARGV: the key prefix, the gateway id: the process holding it if that process is alive.
-_LIVE_GATEWAY_LUA: Final = """
-local pid = redis.call('GET', ARGV[1] .. 'gw:proc:' .. ARGV[2])
-if pid and redis.call('EXISTS', ARGV[1] .. 'presence:hub:' .. pid) == 1 then return pid end
-return false
-"""
-# KEYS[1]: the binding; ARGV[1]: this process: delete it only while it still names us.
-_UNBIND_LUA: Final = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 _TAKE_LUA: Final = """
 local value = redis.call('GET', KEYS[1])
 if value then redis.call('DEL', KEYS[1]) end
@@ -49,18 +35,6 @@ class RelayKv:
 
     def __init__(self, kv: Kv) -> None:
         self._kv = kv
-
-    async def bind_gateway(self, gateway_id: str, process_id: str) -> None:
-        await self._kv.set(f"gw:proc:{gateway_id}", process_id, ex=GATEWAY_BINDING_TTL_S)
-
-    async def unbind_gateway(self, gateway_id: str, process_id: str) -> None:
-        key = self._kv.key(f"gw:proc:{gateway_id}")
-        await self._kv.eval_script(_UNBIND_LUA, [key], [process_id])
-
-    async def gateway_process(self, gateway_id: str) -> str | None:
-        """The live hub process holding the gateway's socket, or None (offline)."""
-        reply = await self._kv.eval_script(_LIVE_GATEWAY_LUA, [], [self._kv.prefix, gateway_id])
-        return _text(reply)
 
     async def put_request(self, request_id: str, data: dict[str, Any], *, ttl_s: int) -> None:
         await self._kv.set(f"relay:req:{request_id}", json.dumps(data), ex=ttl_s)
@@ -101,12 +75,12 @@ async def get_gateway_owner(conn: Conn, gateway_id: str) -> str | None:
 
 async def command_access(conn: Conn, room_id: str, user_id: str, agent_id: str) -> Row | None:
     """The room's `agent_command_role` as `required`, the user's role there (`role`, None for
-    no member: a member row's role, else `owner` for the creator) and whether the agent is an
-    agent member (`agent_member`); None when the room does not exist."""
+    no member: a member row's role, else `owner` for the creator), whether that role may command
+    the room's agents (`may_command`, the rule the message insert applies) and whether the agent
+    is an agent member (`agent_member`); None when the room does not exist."""
     return await conn.fetchrow(
-        "SELECT r.agent_command_role AS required, COALESCE((SELECT m.role FROM room_members m "
-        "WHERE m.room_id = r.id AND m.member_id = $2 AND m.member_type = 'user'), "
-        "CASE WHEN r.created_by_id = $2 THEN 'owner' END) AS role, "
+        f"SELECT r.agent_command_role AS required, {ROLE_SQL} AS role, "
+        f"{MAY_COMMAND_SQL} AS may_command, "
         "EXISTS (SELECT 1 FROM room_members m WHERE m.room_id = r.id AND m.member_id = $3 "
         "AND m.member_type = 'agent') AS agent_member FROM rooms r WHERE r.id = $1",
         room_id, user_id, agent_id,

@@ -16,7 +16,7 @@ from typing import Any, Final
 
 import trio
 
-from agentim.actions import agents, busy, permissions, relays as relay_actions
+from agentim.actions import agents, busy, permissions
 from agentim.actions.agents import Registration
 from agentim.actions.routing import route_agent_message
 from agentim.actions.tasks import apply_gateway_task_update
@@ -136,13 +136,12 @@ class GatewayEndpoint:
         shutdown this runs before the clients are closed, so they see the replies end (D14)."""
         if not session.authenticated:
             return
-        await relay_actions.gateway_disconnected(self.services, session, self.gateway_id)
         hub = self.services.hub
         mine = sorted(a for a in session.agents if hub.agents.get(a) is None)  # not taken over
         reason = agents.SHUTDOWN_INTERRUPTED if hub.closing else agents.INTERRUPTED
         await agents.gateway_closed(
             self.services, user_id=session.user_id, gateway_id=self.gateway_id,
-            session_id=session.id, agent_ids=mine, streams=self.streams.drain(),
+            session=session, agent_ids=mine, streams=self.streams.drain(),
             names=self.names, reason=reason,
         )  # fmt: skip
         await busy.forget_queue_depths(self.services, mine)
@@ -162,16 +161,12 @@ class GatewayEndpoint:
             return
         if session.user_id and session.user_id != principal.user_id:
             await agents.agents_offline(self.services, sorted(session.agents))
-        if self.gateway_id and self.gateway_id != message.gateway_id:
-            await agents.gateway_gone(self.services, gateway_id=self.gateway_id,
-                                      session_id=session.id)  # fmt: skip
         session.authenticate(principal.user_id, principal.username, digest(message.token))
         self.gateway_id = message.gateway_id
-        # Bound everywhere before the gateway hears "ok", so a request right after finds it.
-        await relay_actions.gateway_connected(self.services, session, message.gateway_id)
+        # Bound everywhere before the gateway hears "ok", so a request right after finds it (an
+        # id this socket held before is let go).
         await agents.gateway_authenticated(self.services, user_id=principal.user_id,
-                                           gateway_id=self.gateway_id,
-                                           session_id=session.id)  # fmt: skip
+                                           gateway_id=self.gateway_id, session=session)  # fmt: skip
         session.send_json(proto.gateway_auth_result())
 
     async def _check(

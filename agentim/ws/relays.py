@@ -31,13 +31,20 @@ class _GatewayEndpoint(Protocol):
 
 
 # client:* ----------------------------------------------------------------------------------------
-async def agent_command(
-    endpoint: _Endpoint, session: Session, message: proto.ClientAgentCommand
-) -> None:
-    answer = await relays.agent_command(endpoint.services, user_id=session.user_id,
-                                        message=message)  # fmt: skip
-    if answer is not None:
-        session.send_json(answer)
+Handler = Callable[[Any, Session, Any], Awaitable[None]]
+RelayAction = Callable[..., Awaitable[dict[str, Any] | None]]
+
+
+def _answered(action: RelayAction) -> Handler:
+    """A handler that runs the relay action for the sender and sends back its answer (a
+    refusal, or nothing when the request went on to the gateway)."""
+
+    async def handle(endpoint: _Endpoint, session: Session, message: Any) -> None:
+        answer = await action(endpoint.services, user_id=session.user_id, message=message)
+        if answer is not None:
+            session.send_json(answer)
+
+    return handle
 
 
 async def query_agent_info(
@@ -52,22 +59,6 @@ async def query_agent_info(
         session.send_json(proto.agent_info(agent_json(row)), repeat_key=key)
 
 
-async def request_workspace(
-    endpoint: _Endpoint, session: Session, message: proto.ClientRequestWorkspace
-) -> None:
-    answer = await relays.request_workspace(endpoint.services, user_id=session.user_id,
-                                            message=message)  # fmt: skip
-    if answer is not None:
-        session.send_json(answer)
-
-
-async def to_gateway(endpoint: _Endpoint, session: Session, message: proto.GatewayTargeted) -> None:
-    answer = await relays.relay_to_gateway(endpoint.services, user_id=session.user_id,
-                                           message=message)  # fmt: skip
-    if answer is not None:
-        session.send_json(answer)
-
-
 async def rewind_room(
     endpoint: _Endpoint, session: Session, message: proto.ClientRewindRoom
 ) -> None:
@@ -75,17 +66,17 @@ async def rewind_room(
                              message_id=message.message_id)  # fmt: skip
 
 
-Handler = Callable[[Any, Session, Any], Awaitable[None]]
+_to_gateway: Final = _answered(relays.relay_to_gateway)  # credential and OAuth requests
 CLIENT_HANDLERS: Final[dict[type[Any], Handler]] = {
-    proto.ClientAgentCommand: agent_command,
+    proto.ClientAgentCommand: _answered(relays.agent_command),
     proto.ClientQueryAgentInfo: query_agent_info,
-    proto.ClientRequestWorkspace: request_workspace,
+    proto.ClientRequestWorkspace: _answered(relays.request_workspace),
     proto.ClientRewindRoom: rewind_room,
-    proto.ClientListGatewayCredentials: to_gateway,
-    proto.ClientAddGatewayCredential: to_gateway,
-    proto.ClientManageGatewayCredential: to_gateway,
-    proto.ClientStartGatewayOAuth: to_gateway,
-    proto.ClientCompleteGatewayOAuth: to_gateway,
+    proto.ClientListGatewayCredentials: _to_gateway,
+    proto.ClientAddGatewayCredential: _to_gateway,
+    proto.ClientManageGatewayCredential: _to_gateway,
+    proto.ClientStartGatewayOAuth: _to_gateway,
+    proto.ClientCompleteGatewayOAuth: _to_gateway,
 }
 
 

@@ -8,8 +8,8 @@ import pytest
 from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now
 from agentim.store import relays
+from agentim.store.gateways import GatewayKv
 from agentim.store.messages import NewMessage, insert_user_message, insert_user_messages
-from agentim.store.relays import RelayKv
 from tests.helpers import RunningHub, create_room, create_user
 
 
@@ -83,7 +83,7 @@ async def test_delete_messages_from_takes_that_one_and_every_later_one(hub: Runn
 
 async def test_a_gateway_binding_counts_only_while_its_process_lives(hub: RunningHub) -> None:
     kv = hub.services.kv
-    relay_kv, gateway_id = RelayKv(kv), f"gw-{new_id(8)}"
+    relay_kv, gateway_id = GatewayKv(kv), f"gw-{new_id(8)}"
     await relay_kv.bind_gateway(gateway_id, "proc-dead")
     assert await relay_kv.gateway_process(gateway_id) is None  # no heartbeat: a crashed process
     await kv.set("presence:hub:proc-live", "1", ex=30)
