@@ -19,7 +19,7 @@ import sys
 import textwrap
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AbstractContextManager, asynccontextmanager, contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
@@ -203,11 +203,13 @@ class LogLines:
 
 
 @contextmanager
-def captured_logs() -> Iterator[LogLines]:
+def captured_logs(*, budgeted: bool = False) -> Iterator[LogLines]:
     """Every record the hub logs meanwhile, as the JSON lines it writes to stdout."""
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
     handler.setFormatter(logs.JsonFormatter())
+    if budgeted:
+        handler.addFilter(logs.BudgetFilter())
     root = logging.getLogger()
     level = root.level
     root.addHandler(handler)
@@ -1050,22 +1052,9 @@ def test_version_command_and_links(tmp_path: Path) -> None:
 
 
 # Refused input, per-socket warnings, early answers, socket counts (issue 15) ------------------
-@contextmanager
-def budgeted_logs() -> Iterator[LogLines]:
+def budgeted_logs() -> AbstractContextManager[LogLines]:
     """As captured_logs, with the per-connection budget the hub's own handler applies."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(logs.JsonFormatter())
-    handler.addFilter(logs.BudgetFilter())
-    root = logging.getLogger()
-    level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield LogLines(stream)
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(level)
+    return captured_logs(budgeted=True)
 
 
 async def test_unstorable_text_is_refused_as_stated(
