@@ -7,13 +7,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
+import attrs
 import trio
 import trio_websocket
 
 from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now
-from tests.helpers import RunningHub, User
-from tests.ws.wsclient import JsonSocket
+from tests.helpers import RunningHub, User, create_room, signed_in_user
+from tests.ws.wsclient import Client, JsonSocket, signed_in
 
 RECEIVE_TIMEOUT_S = 10.0
 DEVICE = {"hostname": "box", "platform": "linux", "arch": "x64", "nodeVersion": "v22.0.0"}
@@ -143,3 +144,26 @@ async def wait_disconnected(hub: RunningHub, gateway_id: str) -> None:
 def agent_name() -> str:
     """A mentionable agent name (`[A-Za-z0-9_-]`)."""
     return f"bot_{new_id(6).replace('-', 'x')}"
+
+
+@attrs.frozen
+class AgentScene:
+    owner: User
+    room_id: str
+    agent_id: str
+    gateway: Gateway
+    client: Client
+
+
+@asynccontextmanager
+async def agent_with_watcher(hub: RunningHub) -> AsyncIterator[AgentScene]:
+    """An owner's room holding an agent registered on the owner's gateway, and the owner's
+    client socket joined to it."""
+    owner = await signed_in_user(hub)
+    room_id = await create_room(hub, owner)
+    agent_id = f"agent-{new_id(8)}"
+    async with signed_in_gateway(hub, owner) as gateway, signed_in(hub, owner) as client:
+        await gateway.register(agent_id, agent_name())
+        await add_agent_to_room(hub, room_id, agent_id)
+        await client.join(room_id)
+        yield AgentScene(owner, room_id, agent_id, gateway, client)

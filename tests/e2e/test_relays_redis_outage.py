@@ -8,13 +8,12 @@ from urllib.parse import urlsplit
 import attrs
 import trio
 
-from agentim.protocol.ids import new_id
 from agentim.settings import Settings
 from tests.conftest import start_hub
 from tests.e2e.test_redis_outage import CuttableProxy
-from tests.gateway_helpers import add_agent_to_room, agent_name, signed_in_gateway
-from tests.helpers import create_room, signed_in_user
-from tests.ws.wsclient import signed_in
+from tests.gateway_helpers import (
+    agent_with_watcher,
+)
 
 
 async def test_relays_work_within_one_process_while_redis_is_down(
@@ -25,13 +24,8 @@ async def test_relays_work_within_one_process_while_redis_is_down(
     await nursery.start(proxy.run)
     proxied = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
     hub = await start_hub(nursery, attrs.evolve(settings, redis_url=proxied), redis_prefix)
-    owner = await signed_in_user(hub)
-    room_id = await create_room(hub, owner)
-    agent_id = f"agent-{new_id(8)}"
-    async with signed_in_gateway(hub, owner) as gateway, signed_in(hub, owner) as client:
-        await gateway.register(agent_id, agent_name())
-        await add_agent_to_room(hub, room_id, agent_id)
-        await client.join(room_id)
+    async with agent_with_watcher(hub) as s:
+        room_id, agent_id, gateway, client = s.room_id, s.agent_id, s.gateway, s.client
         proxy.cut()
         with trio.fail_after(30):
             await client.send({"type": "client:request_workspace", "roomId": room_id,

@@ -12,7 +12,13 @@ from agentim.actions.permissions import pending_permission_frames
 from agentim.protocol.ids import new_id
 from agentim.routing.hub import Hub
 from agentim.routing.permissions import PermissionBroker
-from tests.gateway_helpers import Gateway, add_agent_to_room, agent_name, signed_in_gateway
+from tests.gateway_helpers import (
+    Gateway,
+    add_agent_to_room,
+    agent_name,
+    agent_with_watcher,
+    signed_in_gateway,
+)
 from tests.helpers import RunningHub, create_room, signed_in_user
 from tests.ws.wsclient import signed_in
 
@@ -76,13 +82,8 @@ async def test_a_member_answers_and_the_gateway_hears_it(hub: RunningHub) -> Non
 
 
 async def test_an_unanswered_request_expires(hub: RunningHub) -> None:
-    owner = await signed_in_user(hub)
-    room_id = await create_room(hub, owner)
-    agent_id = f"agent-{new_id(8)}"
-    async with signed_in_gateway(hub, owner) as gateway, signed_in(hub, owner) as client:
-        await gateway.register(agent_id, agent_name())
-        await add_agent_to_room(hub, room_id, agent_id)
-        await client.join(room_id)
+    async with agent_with_watcher(hub) as s:
+        room_id, agent_id, gateway, client = s.room_id, s.agent_id, s.gateway, s.client
         request = _request(room_id, agent_id, timeoutMs=1000)  # the least 631a1ad allows
         await _ask(gateway, request)
         await client.receive_type("server:permission_request")
@@ -178,13 +179,8 @@ async def test_allow_always_and_deny_reasons_reach_the_gateway(
     hub: RunningHub, answer: dict[str, str], heard: dict[str, str]
 ) -> None:
     """head-gap B2/B29/E7: 631a1ad's "Always allow" button and deny reason."""
-    owner = await signed_in_user(hub)
-    room_id = await create_room(hub, owner)
-    agent_id = f"agent-{new_id(8)}"
-    async with signed_in_gateway(hub, owner) as gateway, signed_in(hub, owner) as client:
-        await gateway.register(agent_id, agent_name())
-        await add_agent_to_room(hub, room_id, agent_id)
-        await client.join(room_id)
+    async with agent_with_watcher(hub) as s:
+        room_id, agent_id, gateway, client = s.room_id, s.agent_id, s.gateway, s.client
         request = _request(room_id, agent_id)
         await _ask(gateway, request)
         await client.receive_type("server:permission_request")
