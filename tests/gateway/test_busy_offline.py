@@ -123,13 +123,17 @@ async def test_the_cooldown_holds_across_processes(hub: RunningHub, spawn_hub: S
         await gateway.send({"type": "gateway:agent_status", "agentId": agent.id,
                             "status": "busy", "queueDepth": 9})  # fmt: skip
         await gateway.sync()
-        for text in ("one", "two"):
-            await client.send({"type": "client:send_message", "roomId": room_id,
-                               "content": f"@{agent.name} {text}"})  # fmt: skip
-            await client.receive_type("server:new_message")
+        # "two" is sent once "one" has reached the agent: each message is routed by its own
+        # conversation task, and one sent while the first is still being routed can pass too.
+        await client.send({"type": "client:send_message", "roomId": room_id,
+                           "content": f"@{agent.name} one"})  # fmt: skip
+        await client.receive_type("server:new_message")
+        [delivery] = [await gateway.receive_type("server:send_to_agent")]
+        assert delivery["content"] == f"@{agent.name} one"
+        await client.send({"type": "client:send_message", "roomId": room_id,
+                           "content": f"@{agent.name} two"})  # fmt: skip
+        await client.receive_type("server:new_message")
         notice = (await client.receive_type("server:new_message"))["message"]
         match = BUSY.fullmatch(notice["content"])
         assert match is not None and match[2] == "9" and 118 <= int(match[3]) <= 120, notice
-        [delivery] = [await gateway.receive_type("server:send_to_agent")]
-        assert delivery["content"] == f"@{agent.name} one"
         await gateway.nothing(0.3, ignore=("server:agent_status", "server:room_context"))
