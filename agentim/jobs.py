@@ -55,7 +55,7 @@ async def _remove_orphan(services: Services, attachment_id: str) -> bool:
         url = await uploads.lock_orphan(tx, attachment_id)
         if url is None:  # linked meanwhile, or another process has it
             return False
-        if not await remove_upload_file(services.settings.upload_dir, url):
+        if not await remove_upload_file(services.blobs, url):
             return False
         await uploads.delete_attachment(tx, attachment_id)
     return True

@@ -37,11 +37,13 @@ from agentim.metrics import Metrics
 from agentim.routing.hub import Hub
 from agentim.routing.permissions import PermissionBroker
 from agentim.services import Services
-from agentim.settings import DEFAULT_JWT_SECRET, Settings, problems
+from agentim.settings import DEFAULT_JWT_SECRET, Settings, problems, storage_problem
+from agentim.store.blobs import BlobStore, LocalBlobStore
 from agentim.store.bridge import open_bridge
 from agentim.store.db import Database, StartupError, open_database
 from agentim.store.kv import Kv, open_redis
 from agentim.store.pubsub import EventBus, run_subscriber
+from agentim.store.s3_blobs import S3BlobStore, S3Config, make_client
 from agentim.store.schema import apply_migrations
 from agentim.ws.endpoints import handle_upgrade
 from agentim.ws.gateway_session import install_controls as install_gateway_controls
@@ -69,7 +71,29 @@ async def check_upload_dir(path: Path) -> None:
         raise StartupError(f"Fatal: Upload directory is not writable: {shown}")
 
 
+async def open_blob_store(settings: Settings) -> BlobStore:
+    """The store STORAGE_PROVIDER names, checked writable before anything is served."""
+    if settings.storage_provider != "s3":
+        await check_upload_dir(settings.upload_dir)
+        return LocalBlobStore(settings.upload_dir)
+    config = S3Config(
+        bucket=settings.s3_bucket,
+        region=settings.s3_region,
+        endpoint=settings.s3_endpoint,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=settings.s3_secret_access_key,
+        force_path_style=settings.s3_force_path_style,
+    )
+    client = await trio.to_thread.run_sync(make_client, config)  # boto3 reads its data files
+    store = S3BlobStore(config, client)
+    if not await store.writable():
+        raise StartupError(f"Fatal: S3 bucket is not reachable: {settings.s3_bucket}")
+    return store
+
+
 def validate(settings: Settings) -> None:
+    if issue := storage_problem(settings):
+        raise StartupError(f"Error: {issue}")
     found = problems(settings)
     if found and settings.is_production:
         raise StartupError("\n".join(f"Error: {text}" for text in found))
@@ -86,10 +110,13 @@ async def watch_signals(shutdown: trio.Event) -> None:
             shutdown.set()
 
 
-def build_services(settings: Settings, db: Database, kv: Kv, hub: Hub) -> Services:
+def build_services(
+    settings: Settings, db: Database, kv: Kv, hub: Hub, blobs: BlobStore
+) -> Services:
     metrics = Metrics()
     services = Services(
         settings=settings,
+        blobs=blobs,
         db=db,
         kv=kv,
         events=EventBus(kv, hub),
@@ -161,7 +188,7 @@ async def serve(  # noqa: ASYNC128 (task_status is handed to _run_hub, which cal
     """Run one hub process until `shutdown` (or SIGTERM/SIGINT); report the bound URLs."""
     shutdown = trio.Event() if shutdown is None else shutdown
     validate(settings)
-    await check_upload_dir(settings.upload_dir)
+    blobs = await open_blob_store(settings)
     settings = await ensure_dev_secrets(settings)
     async with trio.open_nursery() as backing:
         if handle_signals:
@@ -180,7 +207,7 @@ async def serve(  # noqa: ASYNC128 (task_status is handed to _run_hub, which cal
         ):
             if settings.run_migrations:
                 await apply_migrations(db)
-            await _run_hub(settings, db, kv, shutdown, ready, task_status)
+            await _run_hub(settings, db, kv, blobs, shutdown, ready, task_status)
         backing.cancel_scope.cancel()  # last: the embedded servers and the signal watcher
 
 
@@ -188,12 +215,13 @@ async def _run_hub(
     settings: Settings,
     db: Database,
     kv: Kv,
+    blobs: BlobStore,
     shutdown: trio.Event,
     ready: Callable[[Services], None] | None,
     task_status: trio.TaskStatus[list[str]],
 ) -> None:
     hub = Hub()
-    services = build_services(settings, db, kv, hub)
+    services = build_services(settings, db, kv, hub, blobs)
     if ready is not None:
         ready(services)
     await seed_admin(services)

@@ -14,6 +14,7 @@ from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
 from agentim.routing.relay_requests import RelayState
 from agentim.settings import Settings
+from agentim.store.blobs import BlobStore
 from agentim.store.db import Database
 from agentim.store.kv import Kv
 from agentim.store.pubsub import EventBus
@@ -30,6 +31,7 @@ class Services:
     tokens: TokenService
     limiter: RateLimiter
     metrics: Metrics
+    blobs: BlobStore  # uploaded bytes: UPLOAD_DIR or an S3 bucket (STORAGE_PROVIDER)
     embedded_db: bool = False
     embedded_redis: bool = False
     started_at: float = attrs.field(factory=time.monotonic)

@@ -101,6 +101,16 @@ def _nonempty(value: str | None) -> str | None:
     return value if value else None
 
 
+def _optional_flag(value: str | None) -> bool | None:
+    return None if value is None or value.strip() == "" else _flag(value, False)
+
+
+def _storage_provider(env: Mapping[str, str]) -> str:
+    """AgentIM's STORAGE_PROVIDER, or STORAGE as a shorter alias; anything but s3 is local."""
+    raw = (env.get("STORAGE_PROVIDER") or env.get("STORAGE") or "local").strip().lower()
+    return "s3" if raw == "s3" else "local"
+
+
 def _environment(env: Mapping[str, str]) -> str:
     raw = (env.get("AGENTIM_ENV") or env.get("NODE_ENV") or "development").strip().lower()
     return raw if raw in ENVIRONMENTS else "development"
@@ -186,6 +196,14 @@ class Settings:
     max_gateway_frame_bytes: int = 11 * 1024 * 1024  # D20
     max_agent_message_bytes: int = 10 * 1024 * 1024  # D20, the seed's 10MB
     max_message_length: int = 100_000  # D20, user content in UTF-16 units
+    # Where upload bytes live (AgentIM's STORAGE_PROVIDER): "local" (upload_dir) or "s3".
+    storage_provider: str = "local"
+    s3_bucket: str = ""
+    s3_region: str = "auto"
+    s3_endpoint: str | None = None
+    s3_access_key_id: str = attrs.field(default="", repr=_secret_repr)
+    s3_secret_access_key: str = attrs.field(default="", repr=_secret_repr)
+    s3_force_path_style: bool | None = None  # None: path style when an endpoint is set
 
     @property
     def is_production(self) -> bool:
@@ -310,6 +328,13 @@ class Settings:
                 env.get("MAX_AGENT_MESSAGE_BYTES"), 10485760, 1024, 256 * 1024 * 1024
             ),
             max_message_length=parse_js_int(env.get("MAX_MESSAGE_LENGTH"), 100000, 1, 10_000_000),
+            storage_provider=_storage_provider(env),
+            s3_bucket=env.get("S3_BUCKET") or "",
+            s3_region=env.get("S3_REGION") or "auto",
+            s3_endpoint=_nonempty(env.get("S3_ENDPOINT")),
+            s3_access_key_id=env.get("S3_ACCESS_KEY_ID") or "",
+            s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY") or "",
+            s3_force_path_style=_optional_flag(env.get("S3_FORCE_PATH_STYLE")),
         )
 
 
@@ -352,10 +377,28 @@ def redis_url_problem(url: str) -> str | None:
     )
 
 
+def storage_problem(settings: Settings) -> str | None:
+    """What STORAGE_PROVIDER=s3 lacks; fatal in every environment (nowhere to put uploads)."""
+    if settings.storage_provider != "s3":
+        return None
+    missing = [
+        name
+        for name, value in (
+            ("S3_BUCKET", settings.s3_bucket),
+            ("S3_ACCESS_KEY_ID", settings.s3_access_key_id),
+            ("S3_SECRET_ACCESS_KEY", settings.s3_secret_access_key),
+        )
+        if not value
+    ]
+    return f"STORAGE_PROVIDER=s3 requires: {', '.join(missing)}" if missing else None
+
+
 def problems(settings: Settings) -> list[str]:
     """Every configuration problem; in production each is fatal (api.md §16.2)."""
     found: list[str] = []
     if settings.redis_url is not None and (issue := redis_url_problem(settings.redis_url)):
+        found.append(issue)
+    if issue := storage_problem(settings):
         found.append(issue)
     if not settings.is_production:
         return found

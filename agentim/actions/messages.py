@@ -8,11 +8,9 @@ from __future__ import annotations
 import logging
 import posixpath
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any, Final
 
 import attrs
-import trio
 
 from agentim.actions.audit import audit
 from agentim.actions.serialize import message_json, new_message_json, omit_nulls, reactions_json
@@ -24,12 +22,12 @@ from agentim.protocol.sanitize import sanitize_content
 from agentim.protocol.timefmt import iso_now
 from agentim.services import Services
 from agentim.store import messages as store
+from agentim.store.blobs import BlobStore
 from agentim.store.db import FOREIGN_KEY_VIOLATION, DbError, Row
 from agentim.store.membership import is_member, is_room_admin
 
 log = logging.getLogger("ClientHandler")
 ROOM_FOREIGN_KEY: Final = "messages_room_id_rooms_id_fk"  # sql/migrations/0001_initial.sql
-files_log = logging.getLogger("Files")
 
 MAX_REACTIONS_PER_USER: Final = 20  # per message (api.md §7.6)
 NOT_A_MEMBER: Final = "Not a member of this room"
@@ -225,7 +223,7 @@ async def delete_message(
             raise forbidden("Only the sender can delete this message")
         urls = await store.list_attachment_urls(tx, [message_id])
         await store.delete_messages(tx, [message_id])
-    await remove_upload_files(services.settings.upload_dir, urls)
+    await remove_upload_files(services.blobs, urls)
     await audit(
         services.db, "file_delete", user_id=user_id, ip=ip, target_id=message_id,
         target_type="file", metadata={"roomId": row["room_id"], "attachmentCount": len(urls)},
@@ -261,7 +259,7 @@ async def batch_delete(
             raise forbidden("No permission to delete these messages")
         urls = await store.list_attachment_urls(tx, allowed)
         deleted = await store.delete_messages(tx, allowed)
-    await remove_upload_files(services.settings.upload_dir, urls)
+    await remove_upload_files(services.blobs, urls)
     await audit(
         services.db, "file_delete", user_id=user_id, ip=ip, target_id=",".join(deleted),
         target_type="file",
@@ -324,16 +322,8 @@ async def mark_all_read(services: Services, *, user_id: str, username: str) -> N
     )
 
 
-async def remove_upload_files(upload_dir: Path, urls: Iterable[str]) -> None:
-    """Unlink each URL's basename inside upload_dir, after commit; failures are only logged."""
+async def remove_upload_files(blobs: BlobStore, urls: Iterable[str]) -> None:
+    """Delete each URL's object, after commit; failures are only logged (by the store)."""
     names = {posixpath.basename(url) for url in urls} - {"", ".", ".."}
-    if names:
-        await trio.to_thread.run_sync(_unlink_all, upload_dir, sorted(names))
-
-
-def _unlink_all(upload_dir: Path, names: list[str]) -> None:
-    for name in names:
-        try:
-            (upload_dir / name).unlink(missing_ok=True)
-        except OSError as exc:
-            files_log.warning("Failed to delete file %s: %s", name, exc)
+    for name in sorted(names):
+        await blobs.delete(name)

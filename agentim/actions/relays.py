@@ -307,7 +307,7 @@ async def rewind_room(services: Services, *, user_id: str, room_id: str, message
     except DbError as exc:
         log.error("Transaction error in handleRewindRoom: %s", exc)
         raise _refused(ErrorCode.INTERNAL_ERROR, "Failed to rewind room", 500) from exc
-    await remove_upload_files(services.settings.upload_dir, urls)
+    await remove_upload_files(services.blobs, urls)
     events: list[Event] = [
         frame_event(Target.AGENT, agent_id,
                     proto.rewind_agent(agent_id=agent_id, room_id=room_id, message_id=message_id))

@@ -127,7 +127,7 @@ async def delete_room(services: Services, *, user_id: str, ip: str | None, room_
         urls = await store.list_room_attachment_urls(tx, room_id)
         user_ids = await store.list_user_member_ids(tx, room_id)
         await store.delete_room(tx, room_id)
-    await remove_upload_files(services.settings.upload_dir, urls)
+    await remove_upload_files(services.blobs, urls)
     await services.events.publish_all([room_removed_event(uid, room_id) for uid in user_ids])
     await audit(
         services.db, "room_delete", user_id=user_id, ip=ip, target_id=room_id,

@@ -1,14 +1,14 @@
-"""Uploads (api.md §11): check, write the bytes under UPLOAD_DIR by id, then record them.
+"""Uploads (api.md §11): check, write the bytes to the blob store by id, then record them.
 
-Every check runs before anything is written, so refused input leaves no file and no row. File
-I/O goes through `trio.Path` (a worker thread), never on the event loop. A client's file name
-is stored for display only; files are named by ids we mint.
+Every check runs before anything is written, so refused input leaves no file and no row. The
+bytes go to `services.blobs` (UPLOAD_DIR or an S3 bucket, store/blobs.py), never touched on
+the event loop. A client's file name is stored for display only; objects are named by ids we
+mint.
 """
 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any, Final
 
 import trio
@@ -31,6 +31,7 @@ from agentim.protocol.timefmt import iso_now
 from agentim.services import Services
 from agentim.settings import AVATAR_LIMIT_BYTES, Settings
 from agentim.store import uploads as store, users
+from agentim.store.blobs import BlobStore
 
 log = logging.getLogger("Upload")
 
@@ -81,20 +82,20 @@ def check_avatar(mime: str, data: bytes) -> None:
 async def save_attachment(
     services: Services, *, user_id: str, ip: str, filename: str, mime_type: str, data: bytes
 ) -> dict[str, Any]:
-    """Store a message attachment: the file `<id><ext>`, its unlinked row, an audit row.
+    """Store a message attachment: the object `<id><ext>`, its unlinked row, an audit row.
 
     Returns:
         `{id, filename, mimeType, size, url}` (api.md §11.1).
 
     Raises:
         AgentImError: 400 when a check of `check_attachment` fails; nothing is written then.
+            503 `Storage unavailable` when the S3 bucket does not answer.
     """
     check_attachment(services.settings, mime_type, data)
     attachment_id, shown = new_id(), clean_filename(filename)
     name = attachment_name(attachment_id, mime_type)
     url = f"/uploads/{name}"
-    path = trio.Path(services.settings.upload_dir) / name
-    await _write(path, data)
+    await services.blobs.write(name, data, mime_type)
     try:
         await store.insert_attachment(
             services.db, attachment_id=attachment_id, filename=shown, mime_type=mime_type,
@@ -102,7 +103,7 @@ async def save_attachment(
         )  # fmt: skip
     except BaseException:
         with trio.move_on_after(CLEANUP_GRACE_S, shield=True):
-            await _unlink_quietly(path)
+            await services.blobs.delete(name)
         raise
     await audit(
         services.db, "file_upload", user_id=user_id, ip=ip, target_id=attachment_id,
@@ -113,7 +114,7 @@ async def save_attachment(
 
 
 async def save_avatar(services: Services, *, user_id: str, mime_type: str, data: bytes) -> str:
-    """Store `avatar_<userId><ext>`, remove the user's other avatar files, set `avatar_url`.
+    """Store `avatar_<userId><ext>`, remove the user's other avatar objects, set `avatar_url`.
 
     Returns:
         The avatar URL, the same on every re-upload of one type (api.md §11.2).
@@ -125,65 +126,27 @@ async def save_avatar(services: Services, *, user_id: str, mime_type: str, data:
     if not is_valid_path_id(user_id) or await users.get_user(services.db, user_id) is None:
         raise not_found("User not found")
     ext = extension_for(mime_type)
-    upload_dir = trio.Path(services.settings.upload_dir)
     for other in AVATAR_EXTENSIONS:
         if other != ext:
-            await _unlink_quietly(upload_dir / avatar_name(user_id, other))
+            await services.blobs.delete(avatar_name(user_id, other))
     name = avatar_name(user_id, ext)
-    await _replace(upload_dir / name, data)
+    await services.blobs.write(name, data, mime_type)  # readers see the old or new one whole
     url = f"/uploads/{name}"
     if await users.update_user(services.db, user_id, {"avatar_url": url}, iso_now()) is None:
-        await _unlink_quietly(upload_dir / name)  # the account went while we wrote
+        await services.blobs.delete(name)  # the account went while we wrote
         raise not_found("User not found")
     return url
 
 
-async def remove_upload_file(upload_dir: Path, url: str) -> bool:
-    """Unlink the file behind an `/uploads/<name>` URL.
+async def remove_upload_file(blobs: BlobStore, url: str) -> bool:
+    """Delete the object behind an `/uploads/<name>` URL.
 
     Returns:
-        True when the file is gone (removed now, already missing, or not a name of ours, which
-        is skipped rather than resolved outside UPLOAD_DIR); False on any other I/O error.
+        True when it is gone (removed now, already missing, or not a name of ours, which is
+        skipped rather than resolved outside the store); False on any storage error.
     """
     name = url.rsplit("/", 1)[-1]
     if not is_upload_name(name):
         log.warning("Skipping file outside the upload directory: %s", url)
         return True
-    try:
-        await (trio.Path(upload_dir) / name).unlink()
-    except FileNotFoundError:
-        return True
-    except OSError as exc:
-        log.warning("Failed to delete file %s: %s", name, exc)
-        return False
-    return True
-
-
-async def _write(path: trio.Path, data: bytes) -> None:
-    try:
-        await path.write_bytes(data)
-    except BaseException:
-        with trio.move_on_after(CLEANUP_GRACE_S, shield=True):
-            await _unlink_quietly(path)
-        raise
-
-
-async def _replace(path: trio.Path, data: bytes) -> None:
-    """Write beside the target, then rename over it: readers see the old or the new file whole."""
-    temp = path.with_name(f".{path.name}.{new_id(8)}.tmp")  # a dot name is never served
-    await _write(temp, data)
-    try:
-        await temp.replace(path)
-    except BaseException:
-        with trio.move_on_after(CLEANUP_GRACE_S, shield=True):
-            await _unlink_quietly(temp)
-        raise
-
-
-async def _unlink_quietly(path: trio.Path) -> None:
-    try:
-        await path.unlink()
-    except FileNotFoundError:
-        pass
-    except OSError as exc:
-        log.warning("Failed to delete file %s: %s", path.name, exc)
+    return await blobs.delete(name)

@@ -5,12 +5,8 @@ Password changes, admin resets and deletions end the target's sessions everywher
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
-
-import trio
 
 from agentim.actions.audit import audit
 from agentim.actions.auth import end_sessions
@@ -137,9 +133,8 @@ async def delete_user(services: Services, *, admin_id: str, target_id: str, ip: 
     if not deleted:
         raise not_found("User not found")
     await end_sessions(services, target_id)
-    upload_dir = services.settings.upload_dir
-    avatars = await trio.to_thread.run_sync(_avatar_files, upload_dir, target_id)
-    await remove_upload_files(upload_dir, [*urls, *avatars])
+    avatars = await services.blobs.names_with_prefix(f"avatar_{target_id}.")
+    await remove_upload_files(services.blobs, [*urls, *avatars])
     await audit(
         services.db,
         "admin_user_delete",
@@ -156,10 +151,3 @@ async def _reload(services: Services, user_id: str) -> Row:
     if row is None:
         raise not_found("User not found")
     return row
-
-
-def _avatar_files(upload_dir: Path, user_id: str) -> list[str]:
-    try:
-        return [n for n in os.listdir(upload_dir) if n.startswith(f"avatar_{user_id}")]
-    except OSError:
-        return []

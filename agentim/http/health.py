@@ -44,12 +44,9 @@ async def _redis_ok() -> bool:
         return False
 
 
-def _writable(path: Path) -> bool:
-    return path.is_dir() and os.access(path, os.W_OK)
-
-
 async def _filesystem_ok() -> bool:
-    return await trio.to_thread.run_sync(_writable, services().settings.upload_dir)
+    """The upload store: UPLOAD_DIR writable, or the S3 bucket answering."""
+    return await services().blobs.writable()
 
 
 def rss_bytes() -> int:

@@ -89,6 +89,24 @@ def test_unwritable_upload_dir_is_fatal(tmp_path: Path, database_url: str, redis
     assert f"Fatal: Upload directory is not writable: {upload_dir}" in result.stderr
 
 
+def test_s3_storage_without_credentials_or_bucket_is_fatal_in_development(
+    tmp_path: Path, database_url: str, redis_url: str
+) -> None:
+    env = base_env(DATABASE_URL=database_url, REDIS_URL=redis_url, STORAGE_PROVIDER="s3",
+                   S3_BUCKET="b", JWT_SECRET=TEST_JWT_SECRET)  # fmt: skip
+    result = run_cli(["serve"], env, tmp_path)
+    assert result.returncode == 1
+    assert (
+        "Error: STORAGE_PROVIDER=s3 requires: S3_ACCESS_KEY_ID, S3_SECRET_ACCESS_KEY"
+        in result.stderr
+    )
+    unreachable = {**env, "S3_ACCESS_KEY_ID": "k", "S3_SECRET_ACCESS_KEY": "s",
+                   "S3_ENDPOINT": f"http://127.0.0.1:{free_port()}"}  # fmt: skip
+    result = run_cli(["serve"], unreachable, tmp_path)
+    assert result.returncode == 1
+    assert "Fatal: S3 bucket is not reachable: b" in result.stderr
+
+
 def test_unreachable_postgres_fails_with_the_seed_text(tmp_path: Path, redis_url: str) -> None:
     port = free_port()
     env = base_env(
