@@ -22,6 +22,7 @@ from agentim.protocol.events import Event, Target, frame_event
 from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now
 from agentim.services import Services
+from agentim.store.cooldowns import claim_cooldown
 from agentim.store.kv import KvUnavailable
 
 log = logging.getLogger("GatewayHandler")
@@ -36,10 +37,6 @@ COOLDOWN_TTL_S: Final = MAX_COOLDOWN_MS // 1000  # a last-send time older than t
 
 def queue_key(agent_id: str) -> str:
     return f"agent:queue:{agent_id}"
-
-
-def cooldown_key(user_id: str, agent_id: str) -> str:
-    return f"cooldown:{user_id}:{agent_id}"
 
 
 def cooldown_ms(queue_depth: int) -> int:
@@ -90,54 +87,45 @@ async def forget_queue_depths(services: Services, agent_ids: list[str]) -> None:
 
 # the user's side (routing) -------------------------------------------------------------------
 class Cooldowns:
-    """One routed user message's cooldown checks: every target's queue depth and the sender's
-    last delivery to it are read in one Redis round trip (`load`)."""
+    """One routed user message's cooldown checks: every target's queue depth is read in one
+    Redis round trip (`load`); each backlogged target's cooldown is claimed atomically."""
 
     def __init__(self, services: Services, sender_id: str, room_id: str) -> None:
         self.services = services
         self.sender_id = sender_id
         self.room_id = room_id
-        self._state: dict[str, tuple[int, int]] = {}  # agent id → (queue depth, last send ms)
-        self._cooldowns: dict[str, int] = {}  # agent id → cooldown ms, for agents with backlog
+        self._depths: dict[str, int] = {}  # agent id → queue depth
 
     async def load(self, agent_ids: list[str]) -> None:
-        """Read the targets' queue depths and the sender's last sends (none while Redis is
-        away: D16, no cooldown)."""
+        """Read the targets' queue depths (none while Redis is away: D16, no cooldown)."""
         ids = list(dict.fromkeys(agent_ids))
-        keys = [queue_key(a) for a in ids] + [cooldown_key(self.sender_id, a) for a in ids]
         try:
-            values = await self.services.kv.mget(*keys)
+            values = await self.services.kv.mget(*(queue_key(a) for a in ids))
         except KvUnavailable:
             return
-        for i, agent_id in enumerate(ids):
-            self._state[agent_id] = (_int(values[i]), _int(values[len(ids) + i]))
+        self._depths = {agent_id: _int(value) for agent_id, value in zip(ids, values, strict=True)}
 
-    def refuse(self, agent_id: str, name: str) -> Event | None:
-        """The busy notice (to the sender) when the sender must still wait, else None."""
-        depth, last = self._state.get(agent_id, (0, 0))
+    async def claim(self, agent_id: str, name: str) -> Event | None:
+        """None when the message may go to the agent (a backlogged agent's cooldown for this
+        sender starts now), else the busy notice for the sender."""
+        depth = self._depths.get(agent_id, 0)
         wait = cooldown_ms(depth)
         if wait == 0:
             return None
-        self._cooldowns[agent_id] = wait
-        elapsed = int(time.time() * 1000) - last
-        if not last or elapsed >= wait:
+        try:
+            left = await claim_cooldown(
+                self.services.kv, self.sender_id, agent_id,
+                now_ms=int(time.time() * 1000), wait_ms=wait, ttl_s=COOLDOWN_TTL_S,
+            )  # fmt: skip
+        except KvUnavailable:
             return None
-        wait_s = math.ceil((wait - elapsed) / 1000)
+        if left == 0:
+            return None
+        wait_s = math.ceil(left / 1000)
         log.info("Agent %s is busy (%d pending); message from user %s held back for %d s",
                  agent_id, depth, self.sender_id, wait_s)  # fmt: skip
         notice = system_message(self.room_id, busy_text(name, depth, wait_s))
         return frame_event(Target.USER, self.sender_id, notice)
-
-    async def delivered(self, agent_id: str) -> None:
-        """Start the sender's cooldown for an agent with a backlog."""
-        if agent_id not in self._cooldowns:
-            return
-        now_ms = str(int(time.time() * 1000))
-        try:
-            await self.services.kv.set(cooldown_key(self.sender_id, agent_id), now_ms,
-                                       ex=COOLDOWN_TTL_S)  # fmt: skip
-        except KvUnavailable:
-            pass
 
 
 def offline_notice(room_id: str, name: str) -> Event:

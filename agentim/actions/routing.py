@@ -110,7 +110,7 @@ async def _deliver_user_message(services: Services, hop: Hop, targets: Targets) 
     notices: list[Event] = []
     for delivery in candidates:
         agent_id = delivery["agentId"]
-        refused = cooldowns.refuse(agent_id, names.get(agent_id, agent_id))
+        refused = await cooldowns.claim(agent_id, names.get(agent_id, agent_id))
         if refused is None:
             deliveries.append(delivery)
         else:
@@ -120,8 +120,6 @@ async def _deliver_user_message(services: Services, hop: Hop, targets: Targets) 
         agent_id = delivery["agentId"]
         if agent_id in offline:
             notices.append(offline_notice(message["roomId"], names.get(agent_id, agent_id)))
-        else:
-            await cooldowns.delivered(agent_id)
     await services.events.publish_all(notices)
 
 

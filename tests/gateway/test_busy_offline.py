@@ -137,3 +137,41 @@ async def test_the_cooldown_holds_across_processes(hub: RunningHub, spawn_hub: S
         match = BUSY.fullmatch(notice["content"])
         assert match is not None and match[2] == "9" and 118 <= int(match[3]) <= 120, notice
         await gateway.nothing(0.3, ignore=("server:agent_status", "server:room_context"))
+
+
+async def test_two_messages_sent_at_once_on_two_processes_reach_a_backlogged_agent_once(
+    hub: RunningHub, spawn_hub: SpawnHub
+) -> None:
+    """The cooldown is claimed atomically: routed at the same moment (each message by its own
+    conversation task, here on different processes), one goes through, the other is held."""
+    one, two = await spawn_hub(), await spawn_hub()
+    owner = await signed_in_user(hub)
+    room_id = await create_room(hub, owner)
+    agent = Agent(f"agent-{new_id(8)}", agent_name())
+    async with (
+        signed_in_gateway(one.ws_url, owner) as gateway,
+        connect(one.ws_url) as left,
+        connect(two.ws_url) as right,
+    ):
+        for client in (left, right):
+            assert (await client.auth(owner))["ok"] is True
+        await gateway.register(agent.id, agent.name)
+        await add_agent_to_room(hub, room_id, agent.id)
+        for client in (left, right):
+            await client.join(room_id)
+        await gateway.send({"type": "gateway:agent_status", "agentId": agent.id,
+                            "status": "busy", "queueDepth": 3})  # fmt: skip
+        await gateway.sync()
+        for client, text in ((left, "left"), (right, "right")):
+            await client.send({"type": "client:send_message", "roomId": room_id,
+                               "content": f"@{agent.name} {text}"})  # fmt: skip
+        [delivery] = [await gateway.receive_type("server:send_to_agent")]
+        notices = []
+        for client in (left, right):
+            for _ in range(3):  # both user messages, and the busy notice (the sender's sockets)
+                frame = (await client.receive_type("server:new_message"))["message"]
+                if frame["senderType"] == "system":
+                    notices.append(frame["content"])
+        assert len(notices) == 2 and all(BUSY.fullmatch(n) for n in notices), notices
+        assert delivery["content"] in (f"@{agent.name} left", f"@{agent.name} right")
+        await gateway.nothing(0.5, ignore=("server:agent_status", "server:room_context"))
