@@ -27,7 +27,7 @@ import trio
 
 from bench.hubs import add_hub_arguments, check_hub_arguments, spawn_hubs
 from bench.listeners import MARKER, NEW_MESSAGE, fake_ip, open_member
-from bench.setup import Cast, bench_cast
+from bench.setup import Cast, cast_for
 from bench.wsclient import Socket, client_frame
 
 PAD = "x" * 80  # a message of realistic size (~300 bytes on the wire)
@@ -375,7 +375,7 @@ class RssReader:
 
 async def main(args: argparse.Namespace) -> None:
     users = max(args.clients, args.idle)
-    async with bench_cast(args.database_url, args.jwt_secret, users=users) as cast:
+    async with cast_for(args, users=users) as cast:
         await _measure(cast, args)
 
 

@@ -24,8 +24,9 @@ from agentim.protocol.timefmt import iso_now
 from agentim.store.bridge import open_bridge
 from agentim.store.db import open_database
 from bench.__main__ import cpu_seconds
+from bench.api_setup import add_agents_via_api
 from bench.hubs import add_hub_arguments, check_hub_arguments, spawn_hubs
-from bench.setup import Cast, bench_cast
+from bench.setup import Cast, cast_for
 from bench.wsclient import Socket, client_frame
 
 MARKER = b"bench:"
@@ -182,7 +183,10 @@ async def run(
     per_gateway = [agents[g :: args.gateways] for g in range(args.gateways)]
     gateways = [await open_gateway(gateway_url, cast.tokens[0], group, n)
                 for n, group in enumerate(per_gateway)]  # fmt: skip
-    await add_agents_to_room(args.database_url, cast.room_id, [a for a, _ in agents])
+    if args.api_admin:
+        await add_agents_via_api(urls[0], cast, [a for a, _ in agents])
+    else:
+        await add_agents_to_room(args.database_url, cast.room_id, [a for a, _ in agents])
     client = await open_client(urls[0], cast)
     stats = Stats()
     window = trio.Semaphore(args.outstanding) if args.outstanding else None
@@ -235,7 +239,7 @@ async def main(args: argparse.Namespace) -> None:
             urls, pids = [h.url for h in hubs], [h.pid for h in hubs]
         else:
             urls, pids = list(args.url), []
-        async with bench_cast(args.database_url, args.jwt_secret, users=1) as cast:
+        async with cast_for(args, users=1) as cast:
             print(report(await run(urls, pids, args, cast), args), flush=True)
         nursery.cancel_scope.cancel()
 

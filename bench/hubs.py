@@ -27,9 +27,20 @@ def add_hub_arguments(parser: argparse.ArgumentParser, *, base_port: int) -> Non
     parser.add_argument("--redis-url", default=os.environ.get("REDIS_URL", ""))
     parser.add_argument("--jwt-secret", default=os.environ.get("JWT_SECRET", ""))
     parser.add_argument("--base-port", type=int, default=base_port, help="first port for --spawn")
+    parser.add_argument(
+        "--api-admin", metavar="USER:PASSWORD", default="",
+        help="make users and the room through the REST API of the first --url as this admin "
+        "(any AgentIM-compatible server; see bench/api_setup.py) instead of in PostgreSQL",
+    )  # fmt: skip
 
 
 def check_hub_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.api_admin:
+        if args.spawn or not args.url:
+            parser.error("--api-admin measures running servers: give --url, not --spawn")
+        if ":" not in args.api_admin:
+            parser.error("--api-admin takes USER:PASSWORD")
+        return
     if not args.database_url or not args.jwt_secret:
         parser.error("DATABASE_URL and JWT_SECRET are needed (env or flags)")
     if args.spawn and not args.redis_url:

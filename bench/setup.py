@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import attrs
 import trio
@@ -59,6 +60,19 @@ async def create_cast(database_url: str, jwt_secret: str, *, users: int) -> Cast
         ids,
         [tokens.issue(uid, name, "access") for uid, name in zip(ids, names, strict=True)],
     )
+
+
+@asynccontextmanager
+async def cast_for(args: Any, *, users: int) -> AsyncIterator[Cast]:
+    """The run's users and room: through the REST API with --api-admin, else in PostgreSQL."""
+    if args.api_admin:
+        from bench.api_setup import admin_credentials, api_cast  # httpx only when asked
+
+        async with api_cast(args.url[0], admin_credentials(args.api_admin), users=users) as cast:
+            yield cast
+    else:
+        async with bench_cast(args.database_url, args.jwt_secret, users=users) as cast:
+            yield cast
 
 
 @asynccontextmanager
