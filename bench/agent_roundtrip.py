@@ -15,6 +15,7 @@ import argparse
 import json
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
 import trio
@@ -34,6 +35,7 @@ CHUNK_PREFIX = b'{"type":"server:message_chunk"'
 COMPLETE_PREFIX = b'{"type":"server:message_complete"'
 DELIVERY_PREFIX = b'{"type":"server:send_to_agent"'
 PART = "streamed text of a realistic chunk size, " * 2  # ~80 characters per chunk
+GATEWAY_PING_S = 30.0  # AgentIM's gateway heartbeat interval
 
 
 @attrs.define
@@ -44,6 +46,7 @@ class Stats:
     completes: int = 0
     chunks: int = 0
     latencies_ns: list[int] = attrs.field(factory=list)
+    chunk_latencies_ns: list[int] = attrs.field(factory=list)  # gateway write → client read
 
 
 async def connect_gateway(url: str, forwarded_for: str) -> Socket:
@@ -77,40 +80,76 @@ async def open_gateway(url: str, token: str, agents: Sequence[tuple[str, str]], 
     return sock
 
 
-def reply_frames(delivery: dict[str, str], chunks: int, reuse_id: bool) -> bytes:
-    """The gateway's whole answer, written at once: `chunks` chunks, then the completion."""
+CHUNK_MARK = "chunkts:"  # each chunk's text starts with chunkts:<t_ns>; (relay latency)
+CHUNK_MARK_BYTES = CHUNK_MARK.encode()
+
+
+def _frame(payload: dict[str, Any]) -> bytes:
+    return client_frame(json.dumps(payload))
+
+
+def reply_frames(delivery: dict[str, Any], chunks: int, reuse_id: bool, *, lean: bool,
+                 queued: int) -> bytes:  # fmt: skip
+    """The gateway's whole answer to one delivery, written at once.
+
+    As AgentIM's gateway sends it (unless `lean`): `gateway:agent_status` busy with the agent's
+    queue depth, the chunks under a fresh reply id, `gateway:message_complete` carrying the
+    `chunks` array, then `online` once the agent has nothing queued (`queued` == 0).
+    """
     room_id, agent_id = delivery["roomId"], delivery["agentId"]
     message_id = delivery["messageId"] if reuse_id else new_id()
     marker = delivery["content"].split(" ", 1)[1]  # bench:<t_ns>:<seq>
     base = {"roomId": room_id, "agentId": agent_id, "messageId": message_id}
-    frames = [
-        client_frame(json.dumps({"type": "gateway:message_chunk", **base,
-                                 "chunk": {"type": "text", "content": PART}}))
-        for _ in range(chunks)
-    ]  # fmt: skip
-    complete = {"type": "gateway:message_complete", **base, "fullContent": f"{marker} done",
-                "conversationId": delivery["conversationId"], "depth": 0}  # fmt: skip
-    return b"".join([*frames, client_frame(json.dumps(complete))])
+    parts = [{"type": "text", "content": f"{CHUNK_MARK}{time.perf_counter_ns()};{PART}"}
+             for _ in range(chunks)]  # fmt: skip
+    frames = [_frame({"type": "gateway:message_chunk", **base, "chunk": c}) for c in parts]
+    complete: dict[str, Any] = {
+        "type": "gateway:message_complete", **base, "fullContent": f"{marker} done",
+        "conversationId": delivery["conversationId"], "depth": delivery.get("depth", 0),
+    }  # fmt: skip
+    if lean:
+        return b"".join([*frames, _frame(complete)])
+    status = {"type": "gateway:agent_status", "agentId": agent_id}
+    busy = _frame({**status, "status": "busy", "queueDepth": queued})
+    after = [_frame({**status, "status": "online", "queueDepth": 0})] if queued == 0 else []
+    return b"".join([busy, *frames, _frame({**complete, "chunks": parts}), *after])
 
 
-async def gateway_loop(sock: Socket, chunks: int, reuse_id: bool) -> None:
-    pending: list[dict[str, str]] = []
+async def gateway_loop(sock: Socket, chunks: int, reuse_id: bool, lean: bool) -> None:
+    pending: list[dict[str, Any]] = []
+    next_ping = trio.current_time() + GATEWAY_PING_S
 
     def on_frame(payload: bytes) -> None:
         if payload.startswith(DELIVERY_PREFIX):
             pending.append(json.loads(payload))
 
     while True:
-        await sock.pump(on_frame)
+        with trio.move_on_at(next_ping):
+            await sock.pump(on_frame)
+        if trio.current_time() >= next_ping:  # the gateway's heartbeat, as AgentIM's sends it
+            await sock.send({"type": "gateway:ping", "ts": int(time.time() * 1000)})
+            next_ping += GATEWAY_PING_S
         if pending:
-            batch = b"".join(reply_frames(d, chunks, reuse_id) for d in pending)
+            left = {d["agentId"]: 0 for d in pending}
+            for d in pending:
+                left[d["agentId"]] += 1
+            replies = []
+            for d in pending:
+                left[d["agentId"]] -= 1
+                replies.append(reply_frames(d, chunks, reuse_id, lean=lean,
+                                            queued=left[d["agentId"]]))  # fmt: skip
             pending.clear()
-            await sock.send_raw(batch)
+            await sock.send_raw(b"".join(replies))
 
 
 def client_on_frame(stats: Stats, window: trio.Semaphore | None, payload: bytes) -> None:
     if payload.startswith(CHUNK_PREFIX):
-        stats.chunks += stats.measuring
+        if stats.measuring:
+            stats.chunks += 1
+            at = payload.find(CHUNK_MARK_BYTES)
+            if at >= 0:
+                sent_ns = int(payload[at + len(CHUNK_MARK_BYTES) :].split(b";", 1)[0])
+                stats.chunk_latencies_ns.append(time.perf_counter_ns() - sent_ns)
         return
     if not payload.startswith(COMPLETE_PREFIX):
         return
@@ -192,7 +231,7 @@ async def run(
     window = trio.Semaphore(args.outstanding) if args.outstanding else None
     async with trio.open_nursery() as nursery:
         for sock in gateways:
-            nursery.start_soon(gateway_loop, sock, args.chunks, args.reuse_id)
+            nursery.start_soon(gateway_loop, sock, args.chunks, args.reuse_id, args.lean_gateway)
         nursery.start_soon(client_loop, client, stats, window)
         names = [name for _, name in agents]
         nursery.start_soon(send_loop, client, stats, cast.room_id, names, args, window)
@@ -214,16 +253,20 @@ def _percentile(sorted_ns: list[int], q: float) -> float:
 
 def report(stats: Stats, args: argparse.Namespace) -> str:
     lat = sorted(stats.latencies_ns)
+    relay = sorted(stats.chunk_latencies_ns)
     mode = f"outstanding={args.outstanding}" if args.outstanding else f"rate={args.rate}/s"
     where = "client on A, gateways on B" if args.split else "one hub"
     lines = [
         f"agents={args.agents} gateways={args.gateways} chunks={args.chunks} {mode} "
-        f"duration={args.duration}s ({where}{', reused ids' if args.reuse_id else ''})",
+        f"duration={args.duration}s ({where}{', reused ids' if args.reuse_id else ''}"
+        f"{', lean gateway' if args.lean_gateway else ', real gateway frame mix'})",
         f"  round trips/s       : {stats.completes / args.duration:10.1f}"
         f"  (sent {stats.sent / args.duration:.1f}/s)",
         f"  chunks/s at client  : {stats.chunks / args.duration:10.1f}",
         f"  round trip ms       : p50 {_percentile(lat, 0.50):.2f}  p95 "
         f"{_percentile(lat, 0.95):.2f}  p99 {_percentile(lat, 0.99):.2f}  (n={len(lat)})",
+        f"  chunk relay ms      : p50 {_percentile(relay, 0.50):.2f}  p95 "
+        f"{_percentile(relay, 0.95):.2f}  p99 {_percentile(relay, 0.99):.2f}  (gateway → client)",
     ]
     if stats.hub_cpu_s:
         per_trip = stats.hub_cpu_s / max(1, stats.completes) * 1000
@@ -258,6 +301,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, default=20.0, help="paced round trips/s")
     parser.add_argument("--outstanding", type=int, default=0, help="round trips in flight")
     parser.add_argument("--reuse-id", action="store_true", help="reply under the user msg id")
+    parser.add_argument(
+        "--lean-gateway", action="store_true",
+        help="send only chunks and a bare completion (no status frames, no chunks array): "
+        "the frame mix of earlier bench runs, for comparison",
+    )  # fmt: skip
     parser.add_argument("--duration", type=float, default=15.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     add_hub_arguments(parser, base_port=3200)

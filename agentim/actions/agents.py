@@ -202,14 +202,11 @@ async def mark_offline(services: Services, agent_ids: Sequence[str]) -> None:
 async def _set_status(
     services: Services, agent_ids: Sequence[str], status: str, *, seen: bool
 ) -> None:
-    now = iso_now()
-    rows = await store.set_status(services.db, agent_ids, status, now, seen=seen)
-    memberships = await store.list_agents_rooms(services.db, agent_ids)
-    by_id = {row["id"]: row for row in rows}
+    rows = await store.set_status_in_rooms(services.db, agent_ids, status, iso_now(), seen=seen)
     events = [
-        frame_event(Target.ROOM, m["room_id"], proto.agent_status(by_id[m["member_id"]]))
-        for m in memberships
-        if m["member_id"] in by_id
+        frame_event(Target.ROOM, row["room_id"], proto.agent_status(row))
+        for row in rows
+        if row["room_id"] is not None
     ]
     await services.events.publish_all(events)
 

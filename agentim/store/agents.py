@@ -166,14 +166,18 @@ def _json(value: Sequence[Any] | None) -> str | None:
     return json.dumps(list(value)) if value is not None else None
 
 
-async def set_status(
+async def set_status_in_rooms(
     conn: Conn, agent_ids: Sequence[str], status: str, now: str, *, seen: bool
 ) -> list[Row]:
-    """Set the agents' status (and `last_seen_at` when `seen`); returns their summaries."""
+    """Set the agents' status (and `last_seen_at` when `seen`) and list their rooms in one
+    statement (one round trip): each updated agent's summary once per room it is an agent
+    member of (`room_id` NULL for none)."""
     seen_sql = ", last_seen_at = $3" if seen else ""
     return await conn.fetch(
-        f"UPDATE agents SET status = $2, updated_at = $3{seen_sql} WHERE id = ANY($1::text[]) "
-        f"RETURNING {_SUMMARY}",
+        f"WITH updated AS (UPDATE agents SET status = $2, updated_at = $3{seen_sql} "
+        f"WHERE id = ANY($1::text[]) RETURNING {_SUMMARY}) "
+        "SELECT updated.*, m.room_id FROM updated LEFT JOIN room_members m "
+        "ON m.member_id = updated.id AND m.member_type = 'agent'",
         list(agent_ids), status, now,
     )  # fmt: skip
 
@@ -185,15 +189,6 @@ async def list_agent_room_ids(conn: Conn, agent_id: str) -> list[str]:
         agent_id,
     )  # fmt: skip
     return [row["room_id"] for row in rows]
-
-
-async def list_agents_rooms(conn: Conn, agent_ids: Sequence[str]) -> list[Row]:
-    """(`member_id`, `room_id`) for every agent membership of the given agents."""
-    return await conn.fetch(
-        "SELECT member_id, room_id FROM room_members WHERE member_id = ANY($1::text[]) "
-        "AND member_type = 'agent'",
-        list(agent_ids),
-    )  # fmt: skip
 
 
 async def is_agent_member(conn: Conn, agent_id: str, room_id: str) -> bool:

@@ -85,6 +85,11 @@ class GatewayEndpoint:
             max_bytes=services.settings.max_agent_message_bytes, max_streams=MAX_OPEN_STREAMS
         )
         self._warned = WarnedStreams()  # streams whose bad chunk was logged (D25: once each)
+        # What this socket last stored for each of its agents: AgentIM's gateway reports busy
+        # before and online after every reply, and a completion sets the agent online itself,
+        # so the repeated online (and an unchanged queue depth) costs no write at all.
+        self._status: dict[str, str] = {}
+        self._depth: dict[str, int] = {}
         # While a batch of frames is handled, relayed chunks collect here and go out in one
         # pipelined publish, before anything else this socket publishes (order kept, D6).
         self._relayed: list[Event] | None = None
@@ -217,6 +222,7 @@ class GatewayEndpoint:
     # agent lifecycle (realtime.md §5) --------------------------------------------------------
     async def register_agent(self, session: Session, message: proto.GatewayRegisterAgent) -> None:
         agent = message.agent
+        self._forget(agent.id)
         outcome = await agents.register_agent(
             self.services, user_id=session.user_id, gateway_id=self.gateway_id,
             session_id=session.id, agent=agent,
@@ -244,18 +250,28 @@ class GatewayEndpoint:
             log.warning("Gateway attempted to unregister agent %s it does not own", agent_id)
             return
         unbind(self.services.hub, agent_id)
+        self._forget(agent_id)
         await agents.agents_offline(self.services, [agent_id])
         await agents.agents_changed(self.services, session.user_id)
         await busy.forget_queue_depths(self.services, [agent_id])
+
+    def _forget(self, agent_id: str) -> None:
+        """The agent's stored status and depth are someone else's to tell from now on."""
+        self._status.pop(agent_id, None)
+        self._depth.pop(agent_id, None)
 
     async def agent_status(self, session: Session, message: proto.GatewayAgentStatus) -> None:
         if message.agent_id not in session.agents:
             log.warning("Gateway attempted to update status for unregistered agent %s",
                         message.agent_id)  # fmt: skip
             return
-        await agents.set_agent_status(self.services, message.agent_id, message.status)
-        if message.queue_depth is not None:
-            await busy.record_queue_depth(self.services, message.agent_id, message.queue_depth)
+        agent_id, depth = message.agent_id, message.queue_depth
+        if self._status.get(agent_id) != message.status:
+            await agents.set_agent_status(self.services, agent_id, message.status)
+            self._status[agent_id] = message.status
+        if depth is not None and self._depth.get(agent_id) != depth:
+            await busy.record_queue_depth(self.services, agent_id, depth)
+            self._depth[agent_id] = depth
 
     # streaming (realtime.md §4) --------------------------------------------------------------
     async def message_chunk(self, session: Session, message: proto.GatewayMessageChunk) -> None:
@@ -352,6 +368,8 @@ class GatewayEndpoint:
             started=stream.started if stream is not None else None,
             metadata=_target_metadata(message.target_agent_name),
         )  # fmt: skip
+        if stored is not None:
+            self._status[message.agent_id] = "online"  # the completion set it (and told rooms)
         if stored is not None and message.routable:  # §3.6 in the conversation's router
             route_agent_message(self.services, stored, conversation_id=message.conversation_id,
                                 depth=message.depth)  # fmt: skip

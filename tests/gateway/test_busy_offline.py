@@ -175,3 +175,39 @@ async def test_two_messages_sent_at_once_on_two_processes_reach_a_backlogged_age
         assert len(notices) == 2 and all(BUSY.fullmatch(n) for n in notices), notices
         assert delivery["content"] in (f"@{agent.name} left", f"@{agent.name} right")
         await gateway.nothing(0.5, ignore=("server:agent_status", "server:room_context"))
+
+
+async def test_the_real_gateways_status_rhythm_tells_the_room_each_change_once(
+    hub: RunningHub,
+) -> None:
+    """AgentIM's gateway reports busy before and online after every reply; the completion
+    already set the agent online, so the room hears busy, the reply, online: once each."""
+    async with routing_scene(hub, 1) as s:
+        [a] = s.agents
+        for round_trip in range(2):
+            first = await send_user_message(s, f"@{a.name} go {round_trip}")
+            [delivery] = await deliveries(s.gateway, 1)
+            assert delivery["messageId"] == first["id"]
+            reply_id, chunk = new_id(), {"type": "text", "content": "working"}
+            base = {"roomId": s.room_id, "agentId": a.id, "messageId": reply_id}
+            for frame in (
+                {"type": "gateway:agent_status", "agentId": a.id, "status": "busy",
+                 "queueDepth": 0},
+                {"type": "gateway:message_chunk", **base, "chunk": chunk},
+                {"type": "gateway:message_complete", **base, "fullContent": "working",
+                 "chunks": [chunk], "conversationId": delivery["conversationId"], "depth": 0},
+                {"type": "gateway:agent_status", "agentId": a.id, "status": "online",
+                 "queueDepth": 0},
+            ):  # fmt: skip
+                await s.gateway.send(frame)
+            await s.gateway.sync()
+            seen = []
+            while len(seen) < 4:
+                frame = await s.client.receive()
+                if frame["type"] in ("server:agent_status", "server:message_chunk",
+                                     "server:message_complete"):  # fmt: skip
+                    seen.append(frame["agent"]["status"] if "agent" in frame else frame["type"])
+            assert seen == ["busy", "server:message_chunk", "server:message_complete", "online"]
+            await s.client.nothing(0.3)
+            row = await hub.services.db.fetchval("SELECT status FROM agents WHERE id = $1", a.id)
+            assert row == "online"
