@@ -187,6 +187,8 @@ async def import_agentim(options: ImportOptions, progress: Progress | None = Non
                 report.migrations = await apply_migrations(db)
         async with _connected(options.source_url) as src, _connected(options.hub_url) as hub:
             await _in_transactions(src, hub, options, report, progress or NoProgress())
+            if not options.dry_run:
+                await target.analyze(hub)  # fresh planner statistics after a bulk load
     if options.uploads is not None:
         report.files = await copy_files(
             report.file_names, options.uploads, options.upload_dir, dry_run=options.dry_run

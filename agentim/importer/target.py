@@ -9,7 +9,7 @@ from typing import Any, Final
 
 import trio
 
-from agentim.importer.plan import Row, Table
+from agentim.importer.plan import TABLES, Row, Table
 from agentim.store.schema import load_migrations, migrations_dir
 
 IMPORT_LOCK_KEY: Final = 0x616D696D  # one import at a time per hub database
@@ -69,3 +69,8 @@ async def write(conn: Any, table: Table, rows: Sequence[Row]) -> int:
     )
     await conn.execute(f"TRUNCATE {staging}")
     return int(status.rsplit(" ", 1)[-1])
+
+
+async def analyze(conn: Any) -> None:
+    for table in TABLES:
+        await conn.execute(f'ANALYZE "{table.hub}"')

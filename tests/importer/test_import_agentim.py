@@ -83,11 +83,12 @@ def _bcrypt(password: str) -> str:
     return bcrypt.hashpw(password.encode(), bcrypt.gensalt(4)).decode()
 
 
-def fill_agentim(url: str, version: str) -> None:
+def fill_agentim(url: str, version: str, *, create: bool = True) -> None:
     """A small AgentIM installation: alice (bcrypt hash), bob (argon2id, what AgentIM writes),
     dave (whose username the hub already has), an agent on alice's gateway, two routers, two
     rooms with members, messages with an attachment, a reaction, an edit, a task, an audit row."""
-    _sql(url, SCHEMAS[version])
+    if create:
+        _sql(url, SCHEMAS[version])
     later = "2025-01-02T05:04:05.678+02:00" if version == "631a1ad" else T0
     argon = argon2.PasswordHasher(time_cost=1, memory_cost=1024).hash(BOB_PASSWORD)
     _sql(url, f"""
