@@ -159,9 +159,10 @@ async def _copy_all(
     await target.lock(hub)
     if options.dry_run:
         report.migrations = await target.apply_pending_migrations(hub)
-    user_ids = await target.hub_accounts(hub, await _source_users(src))
+    source_users = await _source_users(src)
+    user_ids = await target.hub_accounts(hub, source_users)
     report.merged_users = sorted(
-        username for user_id, username in await _source_users(src) if user_id in user_ids
+        username for user_id, username in source_users if user_id in user_ids
     )
     fixups = Fixups(
         user_ids=user_ids,
