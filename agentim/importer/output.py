@@ -63,7 +63,7 @@ def summary(report: Report) -> list[str]:
             f" the hub's account): {', '.join(report.merged_users)}"
         )
     if report.secrets.resealed:
-        lines.append(f"Router API keys re-encrypted with this hub's ENCRYPTION_KEY: "
+        lines.append(f"Router API keys re-encrypted for this hub's ENCRYPTION_KEY: "
                      f"{report.secrets.resealed}")  # fmt: skip
     if report.secrets.unreadable:
         lines.append(

@@ -298,7 +298,7 @@ async def test_import_copies_agentim_and_users_log_in(
     first = await trio.to_thread.run_sync(_import, dbs, tmp_path, *uploads)
     assert "copied        3, already in the hub        0" in _line(first, "messages")
     assert "Users the hub already has" in first and ": dave" in first
-    assert "Router API keys re-encrypted with this hub's ENCRYPTION_KEY: 1" in first
+    assert "Router API keys re-encrypted for this hub's ENCRYPTION_KEY: 1" in first
     assert "uploads                     3 referenced, copied        2" in first
     assert "Warning: upload not found in the AgentIM folder: lost.bin" in first
     await trio.to_thread.run_sync(_check_rows, dbs.hub, version)
@@ -333,6 +333,25 @@ def test_a_database_that_is_not_agentims_is_refused(dbs: Dbs, tmp_path: Path) ->
                      _env(dbs.hub, tmp_path / "up"), tmp_path)  # fmt: skip
     assert result.returncode == 1
     assert "Error: Not an AgentIM database: table users not found" in result.stderr
+
+
+def test_a_row_the_hub_refuses_stops_the_import_with_nothing_written(
+    dbs: Dbs, tmp_path: Path
+) -> None:
+    """An AgentIM database whose attachment names a user that does not exist (its constraint
+    dropped): the hub's foreign key refuses it, and the tables copied before it roll back."""
+    fill_agentim(dbs.source, "728c8f5")
+    _sql(
+        dbs.source,
+        "ALTER TABLE message_attachments DROP CONSTRAINT message_attachments_uploaded_by_fkey;"
+        " UPDATE message_attachments SET uploaded_by = 'ghost' WHERE id = 'f2'",
+    )
+    result = run_cli(["import-agentim", "--from", dbs.source],
+                     _env(dbs.hub, tmp_path / "up"), tmp_path, timeout=120)  # fmt: skip
+    assert result.returncode == 1
+    assert "Error: import failed: insert or update on table" in result.stderr
+    assert "message_attachments_uploaded_by_users_id_fk" in result.stderr
+    assert _count(dbs.hub, "users") == 0 and _count(dbs.hub, "messages") == 0
 
 
 def test_from_is_required(tmp_path: Path) -> None:
