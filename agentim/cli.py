@@ -1,4 +1,4 @@
-"""Command line: serve | migrate | check-config | healthcheck | --version.
+"""Command line: serve | migrate | check-config | healthcheck | import-agentim | --version.
 
 The one place that reads os.environ and .env; everything below gets a frozen Settings.
 """
@@ -18,6 +18,7 @@ import trio
 from dotenv import dotenv_values
 
 from agentim import __version__, embedded, logs
+from agentim.importer.cli import add_import_options, cmd_import_agentim
 from agentim.main import serve
 from agentim.settings import Settings, problems
 from agentim.store.bridge import open_bridge
@@ -94,17 +95,30 @@ COMMANDS = {
     "check-config": cmd_check_config,
     "healthcheck": cmd_healthcheck,
 }
+# import-agentim (issue 21 C14) takes its own options: see agentim/importer/cli.py
+EXTRA_COMMANDS = {"import-agentim"}
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="agentim", description="AgentIM hub server")
     parser.add_argument("--version", action="version", version=f"agentim {__version__}")
     parser.add_argument("--env-file", help="read variables from this file (default: ./.env)")
-    parser.add_argument("command", choices=sorted(COMMANDS), nargs="?", default="serve")
+    parser.add_argument(
+        "command", choices=sorted({*COMMANDS, *EXTRA_COMMANDS}), nargs="?", default="serve"
+    )
+    add_import_options(parser)
     args = parser.parse_args(argv)
-    settings = load_settings(read_env(args.env_file))
+    if args.command != "import-agentim" and args.source_url is not None:
+        parser.error("--from is an option of import-agentim")
+    if args.command == "import-agentim" and args.source_url is None:
+        parser.error("import-agentim needs --from <AgentIM database URL>")
+    env = read_env(args.env_file)
+    settings = load_settings(env)
     try:
-        code = COMMANDS[args.command](settings)
+        if args.command == "import-agentim":
+            code = cmd_import_agentim(settings, args, env)
+        else:
+            code = COMMANDS[args.command](settings)
     except BaseException as exc:  # noqa: ASYNC103 (sync code after trio.run; unwrapping groups)
         startup = _find(exc, StartupError)
         if startup is None:

@@ -97,6 +97,9 @@ async def login(services: Services, username: str, password: str, *, ip: str) ->
         raise unauthorized(INVALID_CREDENTIALS)
     if not await services.passwords.verify(password, user["password_hash"]):
         await _wrong_password(services, user, ip)
+    if services.passwords.needs_rehash(user["password_hash"]):  # imported from AgentIM
+        new_hash = await services.passwords.hash(password)
+        await users.upgrade_password_hash(services.db, user["id"], user["password_hash"], new_hash)
     if user["failed_login_attempts"] or user["locked_until"] is not None:
         await users.reset_failed_logins(services.db, user["id"])
     tokens = await start_session(services, user["id"], user["username"])

@@ -109,6 +109,17 @@ async def update_user(conn: Conn, user_id: str, changes: Mapping[str, Any], now:
     )
 
 
+async def upgrade_password_hash(conn: Conn, user_id: str, old: str, new: str) -> None:
+    """Replace an imported (argon2) hash by a bcrypt one of the same password, unless the
+    password changed meanwhile. Not a profile change: updated_at stays."""
+    await conn.execute(
+        "UPDATE users SET password_hash = $3 WHERE id = $1 AND password_hash = $2",
+        user_id,
+        old,
+        new,
+    )
+
+
 async def list_users(conn: Conn, *, limit: int, offset: int) -> list[Row]:
     return await conn.fetch(
         "SELECT * FROM users ORDER BY created_at ASC, id ASC LIMIT $1 OFFSET $2", limit, offset
