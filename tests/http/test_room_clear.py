@@ -157,8 +157,8 @@ async def test_clear_refuses_non_members_and_bad_input(
         response = await _clear(client, user, room)
         assert (response.status_code, response.json()) == not_a_member
     bad_id = await client.put("/api/rooms/a.b/clear", headers=alice.headers)
-    assert (bad_id.status_code, bad_id.json()) == (400, {"ok": False,
-                                                         "error": "Invalid parameter: id"})  # fmt: skip
+    bad_id_body = {"ok": False, "error": "Invalid parameter: id"}
+    assert (bad_id.status_code, bad_id.json()) == (400, bad_id_body)
     anonymous = await client.put(f"/api/rooms/{other_room}/clear")
     assert anonymous.status_code == 401 and anonymous.json()["ok"] is False
     cleared = await hub.services.db.fetchval(
