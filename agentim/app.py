@@ -7,6 +7,7 @@ from quart_trio import QuartTrio
 from agentim.http import (
     agents,
     auth,
+    bookmarks,
     docs,
     files,
     health,
@@ -38,6 +39,8 @@ BLUEPRINTS = (
     agents.blueprint,
     uploads.blueprint,
     files.blueprint,
+    # issue 21: message bookmarks
+    bookmarks.blueprint,
 )
 
 

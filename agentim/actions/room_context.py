@@ -32,16 +32,21 @@ async def room_context_events(
     if room is None:
         return []
     rows = await rooms.list_context_members(conn, room_id)
-    agent_ids = [row["agent_id"] for row in rows if row["agent_id"] is not None]
+    agents = [row for row in rows if row["agent_id"] is not None]
     if agent_id is not None:
-        agent_ids = [a for a in agent_ids if a == agent_id]
-    if not agent_ids:
+        agents = [row for row in agents if row["agent_id"] == agent_id]
+    if not agents:
         return []  # nobody to tell: spare the messages query
-    recent = await messages.list_context_messages(
-        conn, room_id, limit=RECENT_MESSAGES, chars=RECENT_MESSAGE_CHARS
-    )
-    context = room_context(room, rows, recent)
-    return [_context_event(a, context) for a in agent_ids]
+    # An agent is not told what its owner cleared in the room (PUT /api/rooms/:id/clear).
+    recent: dict[str | None, list[Row]] = {}
+    for since in dict.fromkeys(row["owner_cleared_at"] for row in agents):
+        recent[since] = await messages.list_context_messages(
+            conn, room_id, limit=RECENT_MESSAGES, chars=RECENT_MESSAGE_CHARS, since=since
+        )
+    return [
+        _context_event(row["agent_id"], room_context(room, rows, recent[row["owner_cleared_at"]]))
+        for row in agents
+    ]
 
 
 def _context_event(agent_id: str, context: dict[str, Any]) -> Event:

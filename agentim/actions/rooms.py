@@ -13,11 +13,11 @@ from typing import Any, Final
 
 from agentim.actions.audit import audit
 from agentim.actions.messages import remove_upload_files
-from agentim.actions.room_context import room_change_events
+from agentim.actions.room_context import room_change_events, room_context_events
 from agentim.actions.serialize import room_json
 from agentim.errors import AgentImError, bad_request, conflict, forbidden, not_found
 from agentim.protocol.envelope import dumps
-from agentim.protocol.events import Event, control_event
+from agentim.protocol.events import Event, Target, control_event, frame_event
 from agentim.protocol.ids import new_id
 from agentim.protocol.sanitize import sanitize_text
 from agentim.protocol.timefmt import iso_now
@@ -219,6 +219,26 @@ async def toggle_flag(services: Services, *, user_id: str, room_id: str, flag: s
     if state is None:
         raise not_found("Not a member")
     return state
+
+
+async def clear_history(services: Services, *, user_id: str, room_id: str) -> str:
+    """Hide the room's messages so far from the caller (A12): their history, search, recent
+    and unread figures, and the context their agents in the room are given.
+
+    Publishes `server:room_cleared` to every socket of the caller (their other devices clear
+    too) and the room's agents' new `server:room_context`.
+
+    Returns:
+        The clearing point (`clearedAt`).
+    """
+    now = iso_now()
+    async with services.db.transaction() as tx:
+        if not await store.set_cleared_at(tx, room_id, user_id, now):
+            raise not_found("Not a member")
+        events = await room_context_events(tx, room_id)
+    cleared = {"type": "server:room_cleared", "roomId": room_id, "clearedAt": now}
+    await services.events.publish_all([frame_event(Target.USER, user_id, cleared), *events])
+    return now
 
 
 async def set_notification_pref(

@@ -10,13 +10,15 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 from quart import Blueprint, Response, request
 
 from agentim.actions import messages as actions
-from agentim.actions.serialize import edit_json, message_json, reactions_json
-from agentim.errors import bad_request, forbidden, not_found
+from agentim.actions.forwarding import forward_message
+from agentim.actions.serialize import attachment_json, edit_json, message_json, reactions_json
+from agentim.errors import ValidationFailed, bad_request, forbidden, not_found
 from agentim.http._request import (
     check_ids,
     client_ip,
@@ -28,10 +30,9 @@ from agentim.http._request import (
     services,
 )
 from agentim.http.not_found import add_not_found_routes, authenticated_with_ids
-from agentim.http.validate import Int, List, Str, parse_dict
+from agentim.http.validate import Enum, Int, List, Str, collect, fields_of, parse_dict
 from agentim.protocol.textrules import js_trim, utf16_len
 from agentim.protocol.timefmt import parse_js_date, to_iso
-from agentim.settings import parse_js_int
 from agentim.store import messages as store
 from agentim.store.db import Conn, Row
 from agentim.store.membership import is_member
@@ -43,11 +44,41 @@ HISTORY_QUERY: Final = {"limit": Int(min=1, max=100, default=50)}
 BATCH_DELETE: Final = {"messageIds": List(item=Str(min=1, max=100), min=1, max=50)}
 MAX_EMOJI_UNITS: Final = 8  # UTF-16 code units (api.md §7.6)
 MAX_EDITS_LISTED: Final = 100
-SEARCH_QUERY_MIN: Final = 2
-SEARCH_QUERY_MAX: Final = 200
-SEARCH_SENDER_MAX: Final = 100
-SEARCH_LIMIT_DEFAULT: Final = 20
-SEARCH_LIMIT_MAX: Final = 50
+FORWARD: Final = {"targetRoomId": Str(min=1, max=100)}
+THREAD_LIMIT_DEFAULT: Final = 50
+THREAD_LIMIT_MAX: Final = 100
+SEARCH_SENDER_MAX: Final = 100  # the hub's `sender` (name) filter, cut to this length
+INVALID_DATETIME: Final = "Invalid datetime"
+DATES_REVERSED: Final = "validation.dateFromBeforeDateTo"
+# zod's `z.string().datetime({ offset: true })`: a real calendar date (leap years checked),
+# `T`, hours and minutes, optional seconds and fraction, then `Z` or an offset.
+_ZOD_DATE: Final = (
+    r"(?:(?:\d\d[2468][048]|\d\d[13579][26]|\d\d0[48]|[02468][048]00|[13579][26]00)-02-29"
+    r"|\d{4}-(?:(?:0[13578]|1[02])-(?:0[1-9]|[12]\d|3[01])|(?:0[469]|11)-(?:0[1-9]|[12]\d|30)"
+    r"|02-(?:0[1-9]|1\d|2[0-8])))"
+)
+_ZOD_DATETIME: Final = re.compile(
+    _ZOD_DATE + r"T(?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})",
+    re.ASCII,
+)
+# What the web client's date pickers send (`<input type="date">`): a whole UTC day.
+_DAY: Final = re.compile(_ZOD_DATE, re.ASCII)
+
+
+def _datetime_problem(text: str) -> str | None:
+    return None if _ZOD_DATETIME.fullmatch(text) or _DAY.fullmatch(text) else INVALID_DATETIME
+
+
+SEARCH_QUERY: Final = {
+    "q": Str(min=2, max=500),
+    "cursor": Str(optional=True),
+    "limit": Int(min=1, max=100, default=20),
+    "roomId": Str(max=100, optional=True),
+    "senderId": Str(max=100, optional=True),
+    "senderType": Enum(values=("user", "agent", "system"), optional=True),
+    "dateFrom": Str(optional=True, custom=_datetime_problem),
+    "dateTo": Str(optional=True, custom=_datetime_problem),
+}
 _LIKE_SPECIAL: Final = re.compile(r"([\\%_])")
 _JS_DECIMAL: Final = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
 _JS_RADIX: Final = {"0x": 16, "0X": 16, "0o": 8, "0O": 8, "0b": 2, "0B": 2}
@@ -120,15 +151,8 @@ async def mark_room_read(roomId: str) -> Response:
     return ok()
 
 
-def _search_text(name: str, text: str, *, lo: int, hi: int) -> str:
-    if utf16_len(text) < lo:
-        raise bad_request(f"{name} must be at least {lo} characters")
-    if utf16_len(text) > hi:
-        raise bad_request(f"{name} must be at most {hi} characters")
-    return text
-
-
 def _date_arg(name: str) -> str | None:
+    """The hub's older `from` / `to` filters: anything `new Date()` reads."""
     text = request.args.get(name)
     if not text:
         return None
@@ -138,32 +162,67 @@ def _date_arg(name: str) -> str | None:
     return to_iso(parsed)
 
 
+def _instant(name: str, text: str, *, end_of_day: bool = False) -> datetime:
+    """A checked `dateFrom` / `dateTo` as an instant; a bare day ends at its last millisecond
+    when it is the upper bound (`dateTo=2026-12-08` includes all of that day)."""
+    parsed = parse_js_date(text)
+    if parsed is None:
+        raise bad_request(f'Invalid "{name}" date format')
+    if end_of_day and _DAY.fullmatch(text):
+        parsed += timedelta(days=1, milliseconds=-1)
+    return parsed
+
+
 def _like(text: str) -> str:
     return "%" + _LIKE_SPECIAL.sub(r"\\\1", text) + "%"
 
 
-def _search_limit() -> int:
-    limit = parse_js_int(request.args.get("limit"), 0, -(2**31), 2**31)
-    return SEARCH_LIMIT_DEFAULT if limit < 1 else min(limit, SEARCH_LIMIT_MAX)
+def _search_args() -> dict[str, Any]:
+    """The query checked as the reference's searchMessagesSchema does (zod's texts)."""
+    raw: dict[str, Any] = {k: v for k in SEARCH_QUERY if (v := request.args.get(k)) is not None}
+    if "limit" in raw:
+        raw["limit"] = js_number(raw["limit"])
+    args, issues = collect(SEARCH_QUERY, raw)
+    if args.get("dateFrom") and args.get("dateTo"):
+        since = _instant("dateFrom", args["dateFrom"])
+        until = _instant("dateTo", args["dateTo"], end_of_day=True)
+        if since >= until:
+            issues.append(("dateFrom", DATES_REVERSED))
+    if issues:
+        raise ValidationFailed(fields_of(issues))
+    return args
+
+
+def _bound(values: list[str | None], pick: Any) -> str | None:
+    present = [v for v in values if v is not None]
+    return pick(present) if present else None
 
 
 @blueprint.get("/api/messages/search")
 @require_auth
 @rate_limit("sens")
 async def search() -> Response:
+    """Text search in the caller's rooms. 631a1ad's filters (`senderId`, `senderType`,
+    `dateFrom`, `dateTo`) and the hub's older ones (`sender` name, `from`, `to`) combine."""
     db, user_id = services().db, principal().user_id
-    query = js_trim(request.args.get("q") or "")
-    query = _search_text("Query", query, lo=SEARCH_QUERY_MIN, hi=SEARCH_QUERY_MAX)
-    room_id = request.args.get("roomId") or None
+    args = _search_args()
+    date_from = args.get("dateFrom")
+    date_to = args.get("dateTo")
+    since = [to_iso(_instant("dateFrom", date_from))] if date_from else []
+    until = [to_iso(_instant("dateTo", date_to, end_of_day=True))] if date_to else []
+    room_id = args.get("roomId") or None
     if room_id is not None and not await has_member_row(db, room_id, user_id):
         raise not_found("Room not found")
-    since, until = _date_arg("from"), _date_arg("to")
     sender = js_trim(request.args.get("sender") or "")[:SEARCH_SENDER_MAX]
-    rows = await store.search_messages(
-        db, user_id, pattern=_like(query), room_id=room_id,
-        sender_pattern=_like(sender) if sender else None, since=since, until=until,
-        limit=_search_limit(),
+    filters = store.SearchFilters(
+        room_id=room_id, sender_id=args.get("senderId") or None,
+        sender_type=args.get("senderType"), sender_pattern=_like(sender) if sender else None,
+        since=_bound([*since, _date_arg("from")], max),
+        until=_bound([*until, _date_arg("to")], min),
     )  # fmt: skip
+    rows = await store.search_messages(
+        db, user_id, pattern=_like(js_trim(args["q"])), filters=filters, limit=args["limit"]
+    )
     return ok(await _with_extras(db, rows))
 
 
@@ -177,7 +236,7 @@ async def history(roomId: str) -> Response:
     raw = request.args.get("limit")
     limit = parse_dict(HISTORY_QUERY, {} if raw is None else {"limit": js_number(raw)})["limit"]
     rows = await store.list_room_messages(
-        db, roomId, limit=limit + 1, before=request.args.get("cursor") or None,
+        db, roomId, principal().user_id, limit=limit + 1, before=request.args.get("cursor") or None,
         after=request.args.get("after") or None,
     )  # fmt: skip
     items = await _with_extras(db, rows[:limit])
@@ -202,17 +261,76 @@ async def toggle_reaction(id: str) -> Response:
     return ok(reactions)
 
 
-@blueprint.get("/api/messages/<id>/history")
-@require_auth
-@check_ids("id")
-async def edit_history(id: str) -> Response:
-    db = services().db
-    message = await store.get_message_for_member(db, id, principal().user_id)
+async def _readable(id: str) -> Row:
+    """The message, if the caller may read its room (404 / 403 otherwise)."""
+    message = await store.get_message_for_member(services().db, id, principal().user_id)
     if message is None:
         raise not_found("Message not found")
     if not message["is_member"]:
         raise forbidden(actions.NOT_A_MEMBER)
-    edits = await store.list_edits(db, id, limit=MAX_EDITS_LISTED)
+    return message
+
+
+def _thread_limit() -> int:
+    """`?limit`: 50 when absent or empty, at most 100; a bad number is a 400."""
+    raw = request.args.get("limit")
+    if not raw:
+        return THREAD_LIMIT_DEFAULT
+    limit = min(js_number(raw), THREAD_LIMIT_MAX)
+    return int(parse_dict({"limit": Int(min=1, max=THREAD_LIMIT_MAX)}, {"limit": limit})["limit"])
+
+
+@blueprint.get("/api/messages/<id>/thread")
+@require_auth
+@check_ids("id")
+async def thread(id: str) -> Response:
+    """Replies to a message, oldest first, each with its attachments; `?cursor` is the last
+    reply's createdAt seen, and `nextCursor` (beside `data`) is there while more follow."""
+    await _readable(id)
+    limit = _thread_limit()
+    db = services().db
+    rows = await store.list_thread(
+        db, id, principal().user_id, after=request.args.get("cursor") or None, limit=limit + 1
+    )
+    page = rows[:limit]
+    attachments: dict[str, list[Row]] = defaultdict(list)
+    for attachment in await store.list_attachments(db, [row["id"] for row in page]):
+        attachments[attachment["message_id"]].append(attachment)
+    items = [
+        {**message_json(row), "attachments": [attachment_json(a) for a in attachments[row["id"]]]}
+        for row in page
+    ]
+    more = {"nextCursor": page[-1]["created_at"]} if len(rows) > limit else {}
+    return ok(items, **more)
+
+
+@blueprint.get("/api/messages/<id>/replies/count")
+@require_auth
+@check_ids("id")
+async def reply_count(id: str) -> Response:
+    await _readable(id)
+    return ok({"count": await store.count_replies(services().db, id, principal().user_id)})
+
+
+@blueprint.post("/api/messages/<id>/forward")
+@require_auth
+@check_ids("id")
+async def forward(id: str) -> Response:
+    body = parse_dict(FORWARD, await json_body())
+    who = principal()
+    message = await forward_message(
+        services(), user_id=who.user_id, username=who.username, message_id=id,
+        target_room_id=body["targetRoomId"],
+    )  # fmt: skip
+    return ok(message, 201)
+
+
+@blueprint.get("/api/messages/<id>/history")
+@require_auth
+@check_ids("id")
+async def edit_history(id: str) -> Response:
+    await _readable(id)
+    edits = await store.list_edits(services().db, id, limit=MAX_EDITS_LISTED)
     return ok([edit_json(row) for row in edits])
 
 

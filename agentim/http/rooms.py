@@ -184,6 +184,14 @@ async def archive_room(id: str) -> Response:
     return await _toggle(id, "archived")
 
 
+@blueprint.put("/api/rooms/<id>/clear")
+@require_auth
+@check_ids("id")
+async def clear_history(id: str) -> Response:
+    cleared_at = await actions.clear_history(services(), user_id=principal().user_id, room_id=id)
+    return ok({"clearedAt": cleared_at})
+
+
 @blueprint.put("/api/rooms/<id>/notification-pref")
 @require_auth
 @check_ids("id")

@@ -168,10 +168,22 @@ async def lock_message_for_member(conn: Conn, message_id: str, user_id: str) -> 
     )  # fmt: skip
 
 
+# The member's clearing point in a room as text (PUT /api/rooms/:id/clear): messages created
+# before it are hidden from that member; '' (below every timestamp) when never cleared.
+def cleared_since_sql(room: str, user: str) -> str:
+    return (
+        "COALESCE((SELECT cm.cleared_at FROM room_members cm WHERE cm.room_id = "
+        f"{room} AND cm.member_id = {user} AND cm.member_type = 'user'), '')"
+    )
+
+
 async def list_room_messages(
-    conn: Conn, room_id: str, *, limit: int, before: str | None, after: str | None
+    conn: Conn, room_id: str, user_id: str, *, limit: int, before: str | None, after: str | None
 ) -> list[Row]:
-    """Newest first, at most `limit` rows; `after` (exclusive) wins over `before` (exclusive)."""
+    """Newest first, at most `limit` rows; `after` (exclusive) wins over `before` (exclusive).
+
+    Messages older than the user's clearing point are left out.
+    """
     if after is not None:
         where, bound = "AND created_at > $2", after
     elif before is not None:
@@ -180,28 +192,69 @@ async def list_room_messages(
         where, bound = "AND $2::text IS NULL", None
     return await conn.fetch(
         f"SELECT * FROM messages WHERE room_id = $1 {where} "
+        f"AND created_at >= {cleared_since_sql('$1', '$4')} "
         "ORDER BY created_at DESC, id DESC LIMIT $3",
-        room_id, bound, limit,
+        room_id, bound, limit, user_id,
     )  # fmt: skip
 
 
+@attrs.frozen(kw_only=True)
+class SearchFilters:
+    """What GET /api/messages/search narrows by, besides the text (None: no filter)."""
+
+    room_id: str | None = None
+    sender_id: str | None = None
+    sender_type: str | None = None
+    sender_pattern: str | None = None  # sender name ILIKE (the hub's `sender`)
+    since: str | None = None  # created at or after
+    until: str | None = None  # created at or before
+
+
 async def search_messages(
-    conn: Conn, user_id: str, *, pattern: str, room_id: str | None, sender_pattern: str | None,
-    since: str | None, until: str | None, limit: int,
-) -> list[Row]:  # fmt: skip
-    """Messages whose content ILIKE `pattern` in the caller's member rooms (or the one room).
+    conn: Conn, user_id: str, *, pattern: str, filters: SearchFilters, limit: int
+) -> list[Row]:
+    """Messages whose content ILIKE `pattern` in the caller's member rooms (or the one room),
+    newest first, without what the caller cleared in each room.
 
     Patterns arrive escaped (backslash is PostgreSQL's default LIKE escape); the trigram index
     messages_content_trgm_idx serves the ILIKE.
     """
     return await conn.fetch(
-        "SELECT m.* FROM messages m WHERE m.room_id IN (SELECT room_id FROM room_members "
-        "WHERE member_id = $1 AND member_type = 'user') AND ($2::text IS NULL OR m.room_id = $2) "
-        "AND m.content ILIKE $3 AND ($4::text IS NULL OR m.sender_name ILIKE $4) "
+        "SELECT m.* FROM messages m JOIN room_members rm ON rm.room_id = m.room_id "
+        "AND rm.member_id = $1 AND rm.member_type = 'user' "
+        "WHERE ($2::text IS NULL OR m.room_id = $2) AND m.content ILIKE $3 "
+        "AND ($4::text IS NULL OR m.sender_name ILIKE $4) "
         "AND ($5::text IS NULL OR m.created_at >= $5) AND ($6::text IS NULL OR m.created_at <= $6) "
-        "ORDER BY m.created_at DESC, m.id DESC LIMIT $7",
-        user_id, room_id, pattern, sender_pattern, since, until, limit,
+        "AND ($7::text IS NULL OR m.sender_id = $7) AND ($8::text IS NULL OR m.sender_type = $8) "
+        "AND (rm.cleared_at IS NULL OR m.created_at >= rm.cleared_at) "
+        "ORDER BY m.created_at DESC, m.id DESC LIMIT $9",
+        user_id, filters.room_id, pattern, filters.sender_pattern, filters.since, filters.until,
+        filters.sender_id, filters.sender_type, limit,
     )  # fmt: skip
+
+
+async def list_thread(
+    conn: Conn, message_id: str, user_id: str, *, after: str | None, limit: int
+) -> list[Row]:
+    """Replies to a message, oldest first, created after `after` (exclusive); replies older
+    than the user's clearing point in their room are left out."""
+    return await conn.fetch(
+        "SELECT * FROM messages m WHERE m.reply_to_id = $1 "
+        "AND ($2::text IS NULL OR m.created_at > $2) "
+        f"AND m.created_at >= {cleared_since_sql('m.room_id', '$3')} "
+        "ORDER BY m.created_at, m.id LIMIT $4",
+        message_id, after, user_id, limit,
+    )  # fmt: skip
+
+
+async def count_replies(conn: Conn, message_id: str, user_id: str) -> int:
+    """How many replies list_thread would show the user in all."""
+    count = await conn.fetchval(
+        "SELECT count(*) FROM messages m WHERE m.reply_to_id = $1 "
+        f"AND m.created_at >= {cleared_since_sql('m.room_id', '$2')}",
+        message_id, user_id,
+    )  # fmt: skip
+    return int(count)
 
 
 async def list_attachments(conn: Conn, message_ids: Sequence[str]) -> list[Row]:
@@ -296,13 +349,16 @@ async def delete_messages(conn: Conn, message_ids: Sequence[str]) -> list[str]:
 
 
 async def list_recent(conn: Conn, user_id: str) -> list[Row]:
-    """Per member room with messages: the newest message and the caller's unread count."""
+    """Per member room with messages the user has not cleared: the newest one and the
+    caller's unread count (both after the clearing point)."""
     return await conn.fetch(
         "SELECT rm.room_id, last.content, last.sender_name, last.created_at, "
-        "(SELECT count(*) FROM messages x WHERE x.room_id = rm.room_id AND "
+        "(SELECT count(*) FROM messages x WHERE x.room_id = rm.room_id "
+        "AND x.created_at >= COALESCE(rm.cleared_at, '') AND "
         "(rm.last_read_at IS NULL OR x.created_at > rm.last_read_at)) AS unread "
         "FROM room_members rm JOIN LATERAL (SELECT content, sender_name, created_at "
-        "FROM messages WHERE room_id = rm.room_id ORDER BY created_at DESC LIMIT 1) last ON true "
+        "FROM messages WHERE room_id = rm.room_id AND created_at >= COALESCE(rm.cleared_at, '') "
+        "ORDER BY created_at DESC LIMIT 1) last ON true "
         "WHERE rm.member_id = $1 AND rm.member_type = 'user'",
         user_id,
     )  # fmt: skip
@@ -326,13 +382,16 @@ async def mark_all_read(conn: Conn, user_id: str, now: str) -> list[str]:
     return [row["room_id"] for row in rows]
 
 
-async def list_context_messages(conn: Conn, room_id: str, *, limit: int, chars: int) -> list[Row]:
-    """The room's latest `limit` messages, oldest first, content cut to `chars` characters
-    (`server:room_context.context.recentMessages`, 631a1ad)."""
+async def list_context_messages(
+    conn: Conn, room_id: str, *, limit: int, chars: int, since: str | None = None
+) -> list[Row]:
+    """The room's latest `limit` messages (created at or after `since`), oldest first, content
+    cut to `chars` characters (`server:room_context.context.recentMessages`, 631a1ad)."""
     return await conn.fetch(
         "SELECT sender_name, sender_type, content, created_at FROM ("
         "SELECT sender_name, sender_type, left(content, $3) AS content, created_at, id "
-        "FROM messages WHERE room_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2"
+        "FROM messages WHERE room_id = $1 AND created_at >= COALESCE($4::text, '') "
+        "ORDER BY created_at DESC, id DESC LIMIT $2"
         ") latest ORDER BY created_at, id",
-        room_id, limit, chars,
+        room_id, limit, chars, since,
     )  # fmt: skip

@@ -176,6 +176,16 @@ async def toggle_member_flag(
     return None if row is None else row[column] is not None
 
 
+async def set_cleared_at(conn: Conn, room_id: str, user_id: str, now: str) -> bool:
+    """Set the caller's clearing point in the room; False when there is no member row."""
+    status = await conn.execute(
+        "UPDATE room_members SET cleared_at = $3 WHERE room_id = $1 AND member_id = $2 "
+        "AND member_type = 'user'",
+        room_id, user_id, now,
+    )  # fmt: skip
+    return status != "UPDATE 0"
+
+
 async def set_notification_pref(conn: Conn, room_id: str, user_id: str, pref: str) -> bool:
     """Store the preference on the caller's member row; False when there is none."""
     status = await conn.execute(
@@ -187,13 +197,18 @@ async def set_notification_pref(conn: Conn, room_id: str, user_id: str, pref: st
 
 
 async def list_context_members(conn: Conn, room_id: str) -> list[Row]:
-    """Member rows in join order, with the agent or user record each points at (if any)."""
+    """Member rows in join order, with the agent or user record each points at (if any);
+    an agent's `owner_cleared_at` is its owner's clearing point in the room (or NULL)."""
     return await conn.fetch(
         "SELECT m.member_id, m.member_type, m.role_description, a.id AS agent_id, "
         "a.name AS agent_name, a.type AS agent_type, a.capabilities, a.status, "
-        "u.id AS user_id, u.display_name FROM room_members m "
+        "u.id AS user_id, u.display_name, om.cleared_at AS owner_cleared_at "
+        "FROM room_members m "
         "LEFT JOIN agents a ON m.member_type = 'agent' AND a.id = m.member_id "
         "LEFT JOIN users u ON m.member_type = 'user' AND u.id = m.member_id "
+        "LEFT JOIN gateways g ON g.id = a.gateway_id "
+        "LEFT JOIN room_members om ON om.room_id = m.room_id AND om.member_id = g.user_id "
+        "AND om.member_type = 'user' "
         f"WHERE m.room_id = $1 {_MEMBER_ORDER}",
         room_id,
     )  # fmt: skip

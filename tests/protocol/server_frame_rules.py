@@ -325,8 +325,8 @@ SERVER_FRAMES: Final[Mapping[str, Rule]] = {
 # client's schema union, so that client drops it whatever it holds (an upstream omission; we
 # send it for clients that do take it). Its frame is just the type.
 NOT_IN_CLIENT_UNION: Final[Mapping[str, Rule]] = {"server:agents_changed": shape()}
-# In the client's union, not sent by our hub yet (head-gap A12/B13: PUT /api/rooms/:id/clear).
-CLIENT_ONLY: Final = frozenset({"server:room_cleared"})
+# In the client's union, not sent by our hub yet (none today).
+CLIENT_ONLY: Final[frozenset[str]] = frozenset()
 # Sent only to gateway sockets (631a1ad's serverGatewayMessageSchema side): never checked here.
 # server:error goes to both kinds of socket and is checked as a client frame.
 GATEWAY_BOUND: Final = frozenset({

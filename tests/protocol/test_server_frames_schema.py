@@ -41,7 +41,7 @@ CORE_TYPES: Final = frozenset({
     "server:typing", "server:agent_status", "server:task_update", "server:room_update",
     "server:room_removed", "server:terminal_data", "server:read_receipt", "server:presence",
     "server:reaction_update", "server:permission_request", "server:permission_request_expired",
-    "server:pong", "server:error", "server:agents_changed",
+    "server:pong", "server:error", "server:agents_changed", "server:room_cleared",
 })  # fmt: skip
 RELAY_TYPES: Final = frozenset({
     "server:agent_command_result", "server:agent_info", "server:workspace_response",
@@ -225,6 +225,7 @@ async def test_every_frame_type_the_hub_sends_passes_the_client_rules(
         await http("POST", f"/api/tasks/rooms/{room_id}", {"title": "Ship it"})
         await http("PUT", f"/api/rooms/{room_id}", {"name": "Renamed"})
         await http("DELETE", f"/api/messages/{message_id}")
+        await http("PUT", f"/api/rooms/{room_id}/clear")  # alice: room_cleared
         await http("DELETE", f"/api/rooms/{room_id}/members/{guest.id}")  # bob: room_removed
         await gateway.sync()
         async with signed_in_gateway(hub, owner):  # agents_changed to alice
