@@ -13,6 +13,7 @@ from agentim.http import (
     messages,
     metrics,
     pipeline,
+    push,
     rooms,
     routers,
     spawn,
@@ -38,6 +39,7 @@ BLUEPRINTS = (
     agents.blueprint,
     uploads.blueprint,
     files.blueprint,
+    push.blueprint,  # Web Push (issue 21 item 7)
 )
 
 
