@@ -93,7 +93,12 @@ async def run_push_sender(
             task_status.started()
             async with deliveries_in:
                 async for job in jobs:
-                    for sub in await _expand(services, job):
+                    try:
+                        subs = await _expand(services, job)
+                    except Exception:  # the policy above: log, go on with the next job
+                        log.exception("Push for room %s failed", job.room_id)
+                        continue
+                    for sub in subs:
                         await deliveries_in.send((sub, job))
     finally:
         services.push.close()
@@ -139,10 +144,15 @@ async def _deliver(
     row removed when the push service says the subscription is gone."""
     settings = services.settings
     for attempt in (1, 2):
-        body, headers = encode_request(
-            sub, job.payload, private_key=settings.vapid_private_key or "",
-            subject=settings.vapid_subject,
-        )  # fmt: skip
+        try:
+            body, headers = encode_request(
+                sub, job.payload, private_key=settings.vapid_private_key or "",
+                subject=settings.vapid_subject,
+            )  # fmt: skip
+        except ValueError as exc:  # keys stored before they were checked at subscribe time
+            log.warning("Push to user %s skipped, unusable subscription keys: %s",
+                        sub.user_id, exc)  # fmt: skip
+            return
         try:
             await post_push(http, sub, body, headers, timeout_s=settings.push_timeout_s,
                             allow_private=settings.push_allow_private_networks)  # fmt: skip

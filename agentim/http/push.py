@@ -15,6 +15,7 @@ from agentim.actions import push
 from agentim.errors import AgentImError
 from agentim.http._request import json_body, ok, principal, require_auth, services
 from agentim.http.docs import documented
+from agentim.routing.webpush import usable_keys
 
 blueprint = Blueprint("push", __name__)
 
@@ -42,7 +43,7 @@ def _subscription(body: Any) -> tuple[str, str, str]:
     p256dh, auth = _text(keys.get("p256dh"), MAX_KEY_CHARS), _text(keys.get("auth"), MAX_KEY_CHARS)
     if endpoint is None or p256dh is None or auth is None:
         raise AgentImError(400, INVALID)
-    if not endpoint.startswith(("https://", "http://")):
+    if not endpoint.startswith(("https://", "http://")) or not usable_keys(p256dh, auth):
         raise AgentImError(400, INVALID)
     return endpoint, p256dh, auth
 

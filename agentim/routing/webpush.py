@@ -8,6 +8,8 @@ trio scope and the endpoint passes the same SSRF check as the AI router's LLM ca
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import logging
 import time
@@ -16,8 +18,9 @@ from typing import Any, Final, final
 import attrs
 import httpx
 import trio
+from cryptography.hazmat.primitives.asymmetric import ec
 from py_vapid import Vapid
-from pywebpush import WebPusher
+from pywebpush import WebPusher, WebPushException
 
 from agentim.routing.ssrf import PrivateNetworkRefused, check_resolved_address
 
@@ -100,16 +103,35 @@ def _audience(endpoint: str) -> str:
 def encode_request(
     sub: Subscription, payload: dict[str, Any], *, private_key: str, subject: str
 ) -> tuple[bytes, dict[str, str]]:
-    """The encrypted body (aes128gcm) and headers of one push request (pure, CPU only)."""
+    """The encrypted body (aes128gcm) and headers of one push request (pure, CPU only).
+
+    Raises:
+        ValueError: the subscription's keys are unusable.
+    """
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     info = {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}
-    body: bytes = WebPusher(info).encode(data, content_encoding="aes128gcm")["body"]
+    try:
+        body: bytes = WebPusher(info).encode(data, content_encoding="aes128gcm")["body"]
+    except WebPushException as exc:  # one error type for the caller: the keys are unusable
+        raise ValueError(str(exc)) from None
     claims = {"sub": subject, "aud": _audience(sub.endpoint),
               "exp": int(time.time()) + VAPID_TOKEN_S}  # fmt: skip
     headers: dict[str, str] = dict(Vapid.from_raw(private_key.encode()).sign(claims))
     headers.update({"Content-Encoding": "aes128gcm", "TTL": str(PUSH_TTL_S),
                     "Content-Type": "application/octet-stream", "Urgency": "normal"})  # fmt: skip
     return body, headers
+
+
+def usable_keys(p256dh: str, auth: str) -> bool:
+    """A browser's keys: a P-256 point (65 bytes uncompressed) and a 16-byte auth secret,
+    base64url (padded or not)."""
+    try:
+        point = base64.urlsafe_b64decode(p256dh + "=" * (-len(p256dh) % 4))
+        secret = base64.urlsafe_b64decode(auth + "=" * (-len(auth) % 4))
+        ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), point)
+    except (ValueError, binascii.Error):
+        return False
+    return len(point) == 65 and len(secret) == 16
 
 
 class PushFailed(Exception):

@@ -359,3 +359,28 @@ async def test_private_endpoints_are_refused_by_default(
         while "points to internal or private networks" not in caplog.text:  # noqa: ASYNC110
             await trio.sleep(0.05)  # the refusal is only seen in the log
     assert push_service.requests == []
+
+
+async def test_keys_that_are_not_a_browsers_are_refused(
+    push_hub: RunningHub, http: httpx.AsyncClient, push_service: FakeLlm
+) -> None:
+    user = await signed_in_user(push_hub)
+    good = Browser.new(push_service).subscription()
+    point = good["keys"]["p256dh"]
+    for keys in (
+        {"p256dh": point[:-4], "auth": good["keys"]["auth"]},  # cut short
+        {
+            "p256dh": point[:40] + ("A" if point[40] != "A" else "B") + point[41:],
+            "auth": good["keys"]["auth"],
+        },  # not on the curve
+        {"p256dh": point, "auth": good["keys"]["auth"][:10]},  # auth not 16 bytes
+        {"p256dh": point, "auth": "%%%"},
+    ):
+        response = await http.post(
+            "/api/push/subscribe", json={**good, "keys": keys}, headers=user.headers
+        )
+        assert (response.status_code, response.json()["error"]) == (
+            400,
+            "Invalid subscription data",
+        )
+    assert await subscriptions(push_hub, user) == []
