@@ -26,7 +26,8 @@ from agentim.routing.webpush import (
     PushFailed,
     PushJob,
     Subscription,
-    encode_request,
+    VapidSigner,
+    encrypt_payload,
     new_push_client,
     notification,
     post_push,
@@ -81,6 +82,7 @@ async def run_push_sender(
     if not push_enabled(services):
         task_status.started()
         return
+    signer = VapidSigner(settings.vapid_private_key or "", settings.vapid_subject)
     jobs = services.push.open(settings.push_queue_size)
     deliveries_in, deliveries_out = trio.open_memory_channel[tuple[Subscription, PushJob]](
         DELIVERY_BUFFER
@@ -88,7 +90,7 @@ async def run_push_sender(
     try:
         async with new_push_client() as http, trio.open_nursery() as nursery:
             for _ in range(settings.push_concurrency):
-                nursery.start_soon(_deliver_loop, services, http, deliveries_out.clone())
+                nursery.start_soon(_deliver_loop, services, http, signer, deliveries_out.clone())
             deliveries_out.close()
             task_status.started()
             async with deliveries_in:
@@ -126,36 +128,36 @@ async def _expand(services: Services, job: PushJob) -> list[Subscription]:
 
 
 async def _deliver_loop(
-    services: Services, http: httpx.AsyncClient,
+    services: Services, http: httpx.AsyncClient, signer: VapidSigner,
     deliveries: trio.MemoryReceiveChannel[tuple[Subscription, PushJob]],
 ) -> None:  # fmt: skip
     async with deliveries:
         async for sub, job in deliveries:
             try:
-                await _deliver(services, http, sub, job)
+                await _deliver(services, http, signer, sub, job)
             except Exception:  # the policy above: log, go on with the next one
                 log.exception("Push to user %s failed", sub.user_id)
 
 
 async def _deliver(
-    services: Services, http: httpx.AsyncClient, sub: Subscription, job: PushJob
-) -> None:
-    """One notification to one subscription: a retry after RETRY_DELAY_S on a failure, the
-    row removed when the push service says the subscription is gone."""
+    services: Services, http: httpx.AsyncClient, signer: VapidSigner, sub: Subscription,
+    job: PushJob,
+) -> None:  # fmt: skip
+    """One notification to one subscription: encrypted in a worker thread (CPU, a few ms),
+    sent with one retry after RETRY_DELAY_S, the row removed when the push service says the
+    subscription is gone."""
     settings = services.settings
+    try:
+        body = await trio.to_thread.run_sync(encrypt_payload, sub, job.payload)
+    except ValueError as exc:  # keys stored before they were checked at subscribe time
+        log.warning("Push to user %s skipped, unusable subscription keys: %s", sub.user_id, exc)
+        return
     for attempt in (1, 2):
         try:
-            body, headers = encode_request(
-                sub, job.payload, private_key=settings.vapid_private_key or "",
-                subject=settings.vapid_subject,
-            )  # fmt: skip
-        except ValueError as exc:  # keys stored before they were checked at subscribe time
-            log.warning("Push to user %s skipped, unusable subscription keys: %s",
-                        sub.user_id, exc)  # fmt: skip
-            return
-        try:
-            await post_push(http, sub, body, headers, timeout_s=settings.push_timeout_s,
+            await post_push(http, sub, body, signer.headers(sub.endpoint),
+                            timeout_s=settings.push_timeout_s,
                             allow_private=settings.push_allow_private_networks)  # fmt: skip
+            return
         except PushFailed as exc:
             if exc.status in EXPIRED_STATUSES:
                 await store.delete_subscription(services.db, sub.sub_id)
@@ -164,6 +166,4 @@ async def _deliver(
             if attempt == 2:
                 log.warning("Failed to send push to user %s after retry: %s", sub.user_id, exc)
                 return
-            await trio.sleep(RETRY_DELAY_S)
-        else:
-            return
+        await trio.sleep(RETRY_DELAY_S)

@@ -30,6 +30,7 @@ TAGS: Final = {
     "health": "System", "metrics": "System", "docs": "System", "auth": "Auth", "users": "Users",
     "rooms": "Rooms", "messages": "Messages", "agents": "Agents", "tasks": "Tasks",
     "uploads": "Upload", "files": "Upload", "routers": "Routers",
+    "push": "Push",
 }  # fmt: skip
 DESCRIPTION: Final = (
     "Unified IM-style platform for managing and orchestrating multiple AI coding agents."

@@ -14,7 +14,7 @@ import trio
 
 from agentim.actions.messages import send_message
 from agentim.devsecrets import ensure_vapid_keys, new_vapid_keys, vapid_public_of
-from agentim.routing.webpush import PushJob, PushQueue
+from agentim.routing.webpush import PushJob, PushQueue, VapidSigner
 from agentim.settings import Settings
 from tests.conftest import start_hub
 from tests.gateway_helpers import agent_with_watcher
@@ -384,3 +384,14 @@ async def test_keys_that_are_not_a_browsers_are_refused(
             "Invalid subscription data",
         )
     assert await subscriptions(push_hub, user) == []
+
+
+def test_vapid_tokens_are_signed_once_per_push_service() -> None:
+    public, private = new_vapid_keys()
+    signer = VapidSigner(private, "mailto:ops@example.com")
+    first = signer.headers("https://push.example.net/a/1")
+    assert signer.headers("https://push.example.net/b/2") == first  # one origin, one token
+    other = signer.headers("https://updates.example.org/x")
+    assert other["Authorization"] != first["Authorization"]
+    assert other["Authorization"].endswith(f",k={public}")
+    assert (first["Content-Encoding"], first["TTL"]) == ("aes128gcm", "86400")
