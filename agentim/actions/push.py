@@ -1,7 +1,7 @@
 """Web Push (head-gap A15): subscriptions, and notifications to room members with no open
 client socket on any hub process.
 
-The message path only calls `notify_room`, which never waits (routing/webpush.PushQueue). The
+The message path only calls `notify_message`, which never waits (routing/webpush.PushQueue). The
 sender task owns the rest: who is offline (Redis presence, else this process alone, D16),
 encryption, bounded concurrent requests, and removal of subscriptions the push service says
 are gone (404/410).
@@ -41,6 +41,9 @@ log = logging.getLogger("WebPush")
 
 RETRY_DELAY_S: Final = 0.5  # the reference retries a failed push once, after 500 ms
 DELIVERY_BUFFER: Final = 64  # subscriptions waiting for a free sender; the job reader waits
+# A user's browsers and devices; beyond this the oldest subscriptions go, so one account cannot
+# make every message fan out to thousands of endpoints.
+MAX_SUBSCRIPTIONS_PER_USER: Final = 20
 
 
 def push_enabled(services: Services) -> bool:
@@ -51,11 +54,14 @@ def push_enabled(services: Services) -> bool:
 async def subscribe(
     services: Services, *, user_id: str, endpoint: str, p256dh: str, auth: str
 ) -> None:
-    """Keep the browser's subscription for the user (an endpoint already kept moves to them)."""
-    await store.upsert_subscription(
-        services.db, sub_id=new_id(), user_id=user_id, endpoint=endpoint, p256dh=p256dh,
-        auth=auth, now=iso_now(),
-    )  # fmt: skip
+    """Keep the browser's subscription for the user (an endpoint already kept moves to them);
+    the user keeps their newest MAX_SUBSCRIPTIONS_PER_USER subscriptions."""
+    async with services.db.transaction() as tx:
+        await store.upsert_subscription(
+            tx, sub_id=new_id(), user_id=user_id, endpoint=endpoint, p256dh=p256dh,
+            auth=auth, now=iso_now(),
+        )  # fmt: skip
+        await store.trim_user_subscriptions(tx, user_id, keep=MAX_SUBSCRIPTIONS_PER_USER)
 
 
 async def unsubscribe(services: Services, *, user_id: str, endpoint: str) -> None:

@@ -29,6 +29,16 @@ async def delete_user_subscription(conn: Conn, *, endpoint: str, user_id: str) -
     return len(rows)
 
 
+async def trim_user_subscriptions(conn: Conn, user_id: str, *, keep: int) -> int:
+    """Delete all but the user's `keep` newest subscriptions; how many were deleted."""
+    rows = await conn.fetch(
+        "DELETE FROM push_subscriptions WHERE id IN (SELECT id FROM push_subscriptions "
+        "WHERE user_id = $1 ORDER BY created_at DESC, id DESC OFFSET $2) RETURNING id",
+        user_id, keep,
+    )  # fmt: skip
+    return len(rows)
+
+
 async def delete_subscription(conn: Conn, sub_id: str) -> int:
     """An expired subscription (the push service answered 404 or 410)."""
     rows = await conn.fetch("DELETE FROM push_subscriptions WHERE id = $1 RETURNING id", sub_id)

@@ -395,3 +395,14 @@ def test_vapid_tokens_are_signed_once_per_push_service() -> None:
     assert other["Authorization"] != first["Authorization"]
     assert other["Authorization"].endswith(f",k={public}")
     assert (first["Content-Encoding"], first["TTL"]) == ("aes128gcm", "86400")
+
+
+async def test_a_user_keeps_only_the_newest_subscriptions(
+    push_hub: RunningHub, http: httpx.AsyncClient, push_service: FakeLlm
+) -> None:
+    user = await signed_in_user(push_hub)
+    browsers = [Browser.new(push_service, f"/push/{n:02}") for n in range(22)]
+    for browser in browsers:
+        await subscribe(http, user, browser)
+        await trio.sleep(0.002)  # distinct created_at
+    assert await subscriptions(push_hub, user) == sorted(b.endpoint for b in browsers[2:])
