@@ -14,6 +14,7 @@ from agentim.http import (
     messages,
     metrics,
     pipeline,
+    push,
     rooms,
     routers,
     spawn,
@@ -41,6 +42,7 @@ BLUEPRINTS = (
     files.blueprint,
     # issue 21: message bookmarks
     bookmarks.blueprint,
+    push.blueprint,  # Web Push (issue 21 item 7)
 )
 
 

@@ -1,6 +1,6 @@
 """Sweepers started in the hub's nursery: orphan uploads (api.md §11.5), expired refresh tokens
 and revocations, gateways offline for too long (head-gap config row D5), dead hub processes
-(actions/reclaim.py).
+(actions/reclaim.py), audit rows past their retention (config row D6).
 
 Error policy (all): a failed pass is logged and the next one runs on schedule; only
 cancellation ends a sweeper. Several hub processes may sweep at once: rows are claimed with
@@ -21,7 +21,7 @@ from agentim.actions.reclaim import reclaim_dead_processes
 from agentim.actions.uploads import remove_upload_file
 from agentim.protocol.timefmt import iso_now, to_iso
 from agentim.services import Services
-from agentim.store import refresh_tokens, revocations, uploads
+from agentim.store import audit, refresh_tokens, revocations, uploads
 from agentim.store.kv import KvUnavailable
 
 log = logging.getLogger("Jobs")
@@ -32,6 +32,8 @@ ORPHAN_FIRST_RUN_S: Final = 10.0  # api.md §11.5: first pass 10 s after start-u
 ORPHAN_BATCH: Final = 1000  # rows per pass; the rest wait for the next pass
 GATEWAY_FIRST_RUN_S: Final = 30.0  # AgentIM's first offline-gateway pass: 30 s after start-up
 GATEWAY_BATCH: Final = 500  # gateways per pass (one transaction); the rest wait for the next
+AUDIT_BATCH: Final = 5000  # audit rows per statement; a pass runs statements until none is left
+AUDIT_FIRST_RUN_S: Final = 60.0  # the first retention pass a minute after start-up
 
 
 async def cleanup_orphans_once(services: Services) -> int:
@@ -81,6 +83,33 @@ async def cleanup_gateways_once(services: Services) -> int:
     if removed:
         gateway_log.info("Cleaned up %d zombie gateway(s) and %d agent(s)", removed, agents)
     return removed
+
+
+async def cleanup_audit_once(services: Services) -> int:
+    """Delete audit rows older than AUDIT_LOG_RETENTION_DAYS (config D6); how many."""
+    days = services.settings.audit_log_retention_days
+    cutoff = to_iso(datetime.now(UTC) - timedelta(days=days))
+    removed = 0
+    while (batch := await audit.delete_older_than(services.db, cutoff, limit=AUDIT_BATCH)) > 0:
+        removed += batch
+        if batch < AUDIT_BATCH:
+            break
+    if removed:
+        log.info("Purged %d audit log entries older than %d days", removed, days)
+    return removed
+
+
+async def run_audit_cleanup(
+    services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """First pass a minute after start (sooner if the interval is shorter), then every
+    AUDIT_LOG_CLEANUP_INTERVAL."""
+    interval = services.settings.audit_log_cleanup_interval_s
+    task_status.started()
+    await trio.sleep(min(AUDIT_FIRST_RUN_S, interval))
+    while True:
+        await _run_pass("audit log cleanup", cleanup_audit_once, services)
+        await trio.sleep(interval)
 
 
 async def run_orphan_cleanup(

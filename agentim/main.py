@@ -16,6 +16,7 @@ import trio
 from agentim import embedded
 from agentim.actions.agents import mark_process_agents_offline, reset_stale_agents
 from agentim.actions.permissions import expire_permission
+from agentim.actions.push import run_push_sender
 from agentim.actions.reclaim import run_heartbeat, stop_beating
 from agentim.actions.routing import handle_hop
 from agentim.actions.seed import seed_admin
@@ -23,11 +24,12 @@ from agentim.actions.shutdown import GOING_AWAY, finish_replies
 from agentim.app import create_app
 from agentim.auth.passwords import PasswordHasher
 from agentim.auth.tokens import TokenService
-from agentim.devsecrets import ensure_dev_secrets
+from agentim.devsecrets import ensure_dev_secrets, ensure_vapid_keys
 from agentim.errors import ErrorCode
 from agentim.http.health import rss_bytes
 from agentim.http.ratelimit import RateLimiter
 from agentim.jobs import (
+    run_audit_cleanup,
     run_gateway_cleanup,
     run_orphan_cleanup,
     run_reclaimer,
@@ -190,6 +192,7 @@ async def serve(  # noqa: ASYNC128 (task_status is handed to _run_hub, which cal
     validate(settings)
     blobs = await open_blob_store(settings)
     settings = await ensure_dev_secrets(settings)
+    settings = await ensure_vapid_keys(settings)
     async with trio.open_nursery() as backing:
         if handle_signals:
             backing.start_soon(watch_signals, shutdown)
@@ -237,6 +240,8 @@ async def _run_hub(
         await nursery.start(run_token_cleanup, services)
         await nursery.start(run_reclaimer, services)
         await nursery.start(run_gateway_cleanup, services)
+        await nursery.start(run_audit_cleanup, services)
+        await nursery.start(run_push_sender, services)
         listener = Listener(
             create_app(services),
             partial(handle_upgrade, services),

@@ -13,6 +13,7 @@ from agentim.metrics import Metrics
 from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
 from agentim.routing.relay_requests import RelayState
+from agentim.routing.webpush import PushQueue
 from agentim.settings import Settings
 from agentim.store.blobs import BlobStore
 from agentim.store.db import Database
@@ -37,3 +38,4 @@ class Services:
     started_at: float = attrs.field(factory=time.monotonic)
     conversations: Conversations = attrs.field(factory=Conversations)  # started by main
     relays: RelayState = attrs.field(factory=RelayState)  # client ↔ gateway relays, this process
+    push: PushQueue = attrs.field(factory=PushQueue)  # Web Push hand-off, opened by main

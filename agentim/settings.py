@@ -204,6 +204,20 @@ class Settings:
     s3_access_key_id: str = attrs.field(default="", repr=_secret_repr)
     s3_secret_access_key: str = attrs.field(default="", repr=_secret_repr)
     s3_force_path_style: bool | None = None  # None: path style when an endpoint is set
+    # --- issue 21 items 7-8 (push branch) ---
+    # Web Push (head-gap A15, config D4): VAPID keys from VAPID_* or, when unset, generated once
+    # into the data directory's secrets file (agentim/devsecrets.py ensure_vapid_keys).
+    vapid_public_key: str | None = None
+    vapid_private_key: str | None = attrs.field(default=None, repr=_secret_repr)
+    vapid_subject: str = "mailto:noreply@agentim.app"
+    push_queue_size: int = 1000  # messages waiting for their pushes; more are dropped (logged)
+    push_concurrency: int = 8  # push-service requests in flight per process
+    push_timeout_s: float = 10.0  # one push-service request, connect to answer
+    push_allow_private_networks: bool = False  # tests: a local push endpoint
+    audit_log_retention_days: int = 90  # config D6
+    audit_log_cleanup_interval_s: float = 86400.0
+    router_llm_timeout_s: float = 15.0  # config D7
+    router_llm_max_agents: int = 20
 
     @property
     def is_production(self) -> bool:
@@ -221,6 +235,11 @@ class Settings:
             ("google", self.oauth_google_client_id, self.oauth_google_client_secret),
         )
         return [name for name, client_id, secret in pairs if client_id and secret]
+
+    @property
+    def cors_origins(self) -> tuple[str, ...]:
+        """CORS_ORIGIN as a comma-separated list of exact origins (config D10)."""
+        return tuple(part.strip() for part in self.cors_origin.split(",") if part.strip())
 
     @property
     def access_ttl_s(self) -> int:
@@ -247,7 +266,7 @@ class Settings:
         production = environment == "production"
         cors_default = "" if production else "http://localhost:5173"
         web_dir = _nonempty(env.get("WEB_DIR"))
-        return cls(
+        settings = cls(
             env=environment,
             host=env.get("HOST", "0.0.0.0") or "0.0.0.0",
             port=parse_js_int(env.get("PORT"), 3000, 1, 65535),
@@ -319,10 +338,13 @@ class Settings:
             / 1000,
             ws_outbox_frames=parse_js_int(env.get("WS_OUTBOX_FRAMES"), 2048, 16, 1_000_000),
             max_client_frame_bytes=parse_js_int(
-                env.get("MAX_CLIENT_FRAME_BYTES"), 131072, 1024, 64 * 1024 * 1024
+                _either(env, "MAX_CLIENT_FRAME_BYTES", "MAX_WS_MESSAGE_SIZE"), 131072, 1024, 2**26
             ),
             max_gateway_frame_bytes=parse_js_int(
-                env.get("MAX_GATEWAY_FRAME_BYTES"), 11534336, 1024, 256 * 1024 * 1024
+                _either(env, "MAX_GATEWAY_FRAME_BYTES", "MAX_GATEWAY_MESSAGE_SIZE"),
+                11534336,
+                1024,
+                2**28,
             ),
             max_agent_message_bytes=parse_js_int(
                 env.get("MAX_AGENT_MESSAGE_BYTES"), 10485760, 1024, 256 * 1024 * 1024
@@ -336,6 +358,31 @@ class Settings:
             s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY") or "",
             s3_force_path_style=_optional_flag(env.get("S3_FORCE_PATH_STYLE")),
         )
+        return _with_push_branch_fields(settings, env)
+
+
+def _either(env: Mapping[str, str], name: str, alias: str) -> str | None:
+    """The hub's own name when set and not empty, else AgentIM's name for it (config D8)."""
+    return env.get(name) or env.get(alias)
+
+
+def _with_push_branch_fields(settings: Settings, env: Mapping[str, str]) -> Settings:
+    """Web Push, audit retention and router-LLM limits (issue 21 items 7-8)."""
+    return attrs.evolve(
+        settings,
+        vapid_public_key=_nonempty((env.get("VAPID_PUBLIC_KEY") or "").strip()),
+        vapid_private_key=_nonempty((env.get("VAPID_PRIVATE_KEY") or "").strip()),
+        vapid_subject=(env.get("VAPID_SUBJECT") or "").strip() or "mailto:noreply@agentim.app",
+        push_allow_private_networks=_flag(env.get("PUSH_ALLOW_PRIVATE_NETWORKS"), False),
+        audit_log_retention_days=parse_js_int(env.get("AUDIT_LOG_RETENTION_DAYS"), 90, 1, 100_000),
+        audit_log_cleanup_interval_s=parse_js_int(
+            env.get("AUDIT_LOG_CLEANUP_INTERVAL"), 86400000, 60000, 2**40
+        )
+        / 1000,
+        router_llm_timeout_s=parse_js_int(env.get("ROUTER_LLM_TIMEOUT_MS"), 15000, 1000, 120000)
+        / 1000,
+        router_llm_max_agents=parse_js_int(env.get("ROUTER_LLM_MAX_AGENTS"), 20, 1, 1000),
+    )
 
 
 _PASSWORD_CLASSES: Final = (re.compile(r"[a-z]"), re.compile(r"[A-Z]"), re.compile(r"[0-9]"))
@@ -413,8 +460,8 @@ def problems(settings: Settings) -> list[str]:
         found.append("DATABASE_URL is required in production")
     if not settings.redis_url:
         found.append("REDIS_URL is required in production")
-    if issue := cors_origin_problem(settings.cors_origin):
-        found.append(issue)
+    origins = settings.cors_origins or ("",)
+    found.extend(issue for o in origins if (issue := cors_origin_problem(o)) is not None)
     if settings.admin_password is not None and not is_strong_password(settings.admin_password):
         found.append(
             "ADMIN_PASSWORD does not meet complexity requirements "

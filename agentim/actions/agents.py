@@ -15,6 +15,7 @@ from typing import Any, Final
 import trio
 
 from agentim.actions import gateways as live_gateways
+from agentim.actions.push import notify_message
 from agentim.actions.room_context import room_change_events, room_context_events
 from agentim.errors import forbidden, not_found
 from agentim.protocol import gateway as proto
@@ -252,6 +253,7 @@ async def complete_agent_message(
     await services.events.publish(
         frame_event(Target.ROOM, room_id, proto.message_complete(message))
     )
+    notify_message(services, message, sender_id=None)  # Web Push (A15): queued, never awaited
     if saved["status"] is not None:
         summary = {**dict(saved), "id": agent_id}
         await services.events.publish_all(_status_events(summary, saved["room_ids"]))

@@ -13,6 +13,7 @@ from typing import Any, Final
 import attrs
 
 from agentim.actions.audit import audit
+from agentim.actions.push import notify_message
 from agentim.actions.serialize import message_json, new_message_json, omit_nulls, reactions_json
 from agentim.errors import AgentImError, ErrorCode, bad_request, forbidden, not_found
 from agentim.protocol.events import Event, Target, frame_event
@@ -107,6 +108,8 @@ async def announce(services: Services, sent: list[Sent]) -> None:
     if sent:
         services.metrics.messages_total.inc(len(sent), type="text")
         await services.events.publish_all([_new_message_event(s) for s in sent])
+        for item in sent:  # Web Push to offline members (A15): queued, never awaited
+            notify_message(services, item.message, sender_id=item.message["senderId"])
 
 
 async def withdraw(services: Services, sent: list[Sent]) -> None:

@@ -11,8 +11,8 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from agentim.actions.audit import audit
-from agentim.auth.crypto import mask_secret, open_secret, seal
-from agentim.errors import forbidden, not_found
+from agentim.auth.crypto import mask_api_key, open_secret, seal
+from agentim.errors import conflict, forbidden, not_found
 from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now
 from agentim.routing.ssrf import check_llm_base_url
@@ -35,11 +35,12 @@ _UPDATE_COLUMNS: Final = {
     "rateLimitWindow": "rate_limit_window",
     "rateLimitMax": "rate_limit_max",
 }
+NAME_TAKEN: Final = "A router with this name already exists"
 _GLOBAL_ONLY: Final = ("visibility", "visibilityList")  # ignored on personal routers
 
 
 def router_json(row: Row, encryption_key: str | None) -> dict[str, Any]:
-    """The router object of api.md §10.1; the key is masked (`••••` + its last 4 characters)."""
+    """The router object of api.md §10.1; the key is masked (`••••` + its last 2 characters)."""
     return {
         "id": row["id"],
         "name": row["name"],
@@ -47,7 +48,7 @@ def router_json(row: Row, encryption_key: str | None) -> dict[str, Any]:
         "scope": row["scope"],
         "createdById": row["created_by_id"],
         "llmBaseUrl": row["llm_base_url"],
-        "llmApiKey": mask_secret(open_secret(row["llm_api_key"], encryption_key)),
+        "llmApiKey": mask_api_key(open_secret(row["llm_api_key"], encryption_key)),
         "llmModel": row["llm_model"],
         "maxChainDepth": row["max_chain_depth"],
         "rateLimitWindow": row["rate_limit_window"],
@@ -82,7 +83,8 @@ async def create_router(
 
     Raises:
         AgentImError: 400 for a base URL the SSRF guard refuses (checked first), 403 when a
-            non-admin asks for a global router.
+            non-admin asks for a global router, 409 when the caller already has a router of
+            that name.
     """
     settings = services.settings
     await check_llm_base_url(
@@ -90,8 +92,27 @@ async def create_router(
     )
     if fields["scope"] == "global" and not await is_admin(services.db, user_id):
         raise forbidden("Admin access required to create global routers")
-    row = await store.insert_router(
-        services.db, router_id=new_id(), name=fields["name"],
+    async with services.db.transaction() as tx:
+        await _claim_name(tx, user_id, fields["name"], None)
+        row = await _insert(services, tx, user_id, fields)
+    await audit(
+        services.db, "router_create", user_id=user_id, ip=ip, target_id=row["id"],
+        target_type="router",
+    )  # fmt: skip
+    return router_json(row, settings.encryption_key)
+
+
+async def _claim_name(tx: Conn, created_by_id: str, name: str, router_id: str | None) -> None:
+    """409 when the creator already has another router of that name (head-gap A31)."""
+    await store.lock_creator_names(tx, created_by_id)
+    if await store.router_name_taken(tx, created_by_id=created_by_id, name=name,
+                                     except_id=router_id):  # fmt: skip
+        raise conflict(NAME_TAKEN)
+
+
+async def _insert(services: Services, tx: Conn, user_id: str, fields: Mapping[str, Any]) -> Row:
+    return await store.insert_router(
+        tx, router_id=new_id(), name=fields["name"],
         description=fields.get("description"), scope=fields["scope"], created_by_id=user_id,
         llm_base_url=fields["llmBaseUrl"], llm_api_key=_sealed(services, fields["llmApiKey"]),
         llm_model=fields["llmModel"], max_chain_depth=fields["maxChainDepth"],
@@ -99,11 +120,6 @@ async def create_router(
         visibility=fields["visibility"], visibility_list=_json_list(fields["visibilityList"]),
         now=iso_now(),
     )  # fmt: skip
-    await audit(
-        services.db, "router_create", user_id=user_id, ip=ip, target_id=row["id"],
-        target_type="router",
-    )  # fmt: skip
-    return router_json(row, settings.encryption_key)
 
 
 async def _owned_router(services: Services, router_id: str, user_id: str, verb: str) -> Row:
@@ -136,7 +152,8 @@ async def update_router(
 
     Raises:
         AgentImError: 404 `Router not found`, 403 unless creator or admin, then 400 when a new
-            base URL is refused by the SSRF guard.
+            base URL is refused by the SSRF guard, 409 when the new name is taken among the
+            creator's routers.
     """
     row = await _owned_router(services, router_id, user_id, "update")
     settings = services.settings
@@ -144,9 +161,12 @@ async def update_router(
         await check_llm_base_url(
             changes["llmBaseUrl"], allow_private=settings.router_allow_private_networks
         )
-    updated = await store.update_router(
-        services.db, router_id, _column_changes(services, row, changes), iso_now()
-    )
+    async with services.db.transaction() as tx:
+        if "name" in changes:  # unique among the router's creator's routers, not the caller's
+            await _claim_name(tx, row["created_by_id"], changes["name"], router_id)
+        updated = await store.update_router(
+            tx, router_id, _column_changes(services, row, changes), iso_now()
+        )
     if updated is None:
         raise not_found("Router not found")
     await audit(

@@ -18,6 +18,8 @@ IV_BYTES: Final = 12
 TAG_BYTES: Final = 16
 KEY_BYTES: Final = 32  # AES-256
 MASK_VISIBLE_CHARS: Final = 4
+API_KEY_VISIBLE_CHARS: Final = 2  # router keys (A31): the last two characters are shown
+API_KEY_HIDDEN_UP_TO: Final = 8  # ... unless the key has 8 characters or fewer
 
 # Node's base64 alphabet accepts both the standard and the URL-safe symbols in one table.
 _B64_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
@@ -90,6 +92,14 @@ def open_secret(stored: str, key_text: str | None) -> str | None:
     except (ValueError, InvalidTag):
         return None
     return plain.decode("utf-8", errors="replace")  # Node decodes with U+FFFD replacement
+
+
+def mask_api_key(plain: str | None) -> str:
+    """A router's LLM key as AgentIM 631a1ad shows it (head-gap A31): `••••` + the last 2
+    characters; just `••••` for keys of 8 characters or fewer, or unreadable ones."""
+    if plain is None or len(plain) <= API_KEY_HIDDEN_UP_TO:
+        return MASK
+    return MASK + plain[-API_KEY_VISIBLE_CHARS:]
 
 
 def mask_secret(plain: str | None) -> str:

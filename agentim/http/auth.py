@@ -97,7 +97,7 @@ def _check_origin() -> None:
     settings = services().settings
     origin = request.headers.get("Origin")
     enforced = settings.is_production and bool(settings.cors_origin)
-    if enforced and origin is not None and origin != settings.cors_origin:
+    if enforced and origin is not None and origin not in settings.cors_origins:
         raise forbidden("Forbidden")
 
 

@@ -31,6 +31,7 @@ TAGS: Final = {
     "rooms": "Rooms", "messages": "Messages", "agents": "Agents", "tasks": "Tasks",
     "uploads": "Upload", "files": "Upload", "routers": "Routers",
     "bookmarks": "Bookmarks",
+    "push": "Push",
 }  # fmt: skip
 DESCRIPTION: Final = (
     "Unified IM-style platform for managing and orchestrating multiple AI coding agents."

@@ -1,8 +1,13 @@
-"""GET /api/health (api.md §12.1 plus `system` and the service states of DECISIONS D19)."""
+"""GET /api/health (api.md §12.1 plus `system` and the service states of DECISIONS D19).
+
+`system` is shown only to a caller on the hub's own host (a loopback peer that sent no
+forwarding header) or one presenting an admin access token; everyone else gets none of it.
+"""
 
 from __future__ import annotations
 
 import gc
+import ipaddress
 import os
 import resource
 import time
@@ -10,16 +15,19 @@ from pathlib import Path
 from typing import Any, Final
 
 import trio
-from quart import Blueprint, Response
+from quart import Blueprint, Response, request
 
-from agentim.http._request import json_response, services
+from agentim.errors import AgentImError
+from agentim.http._request import authenticate_header, json_response, services
 from agentim.protocol.timefmt import iso_now
+from agentim.store import users
 from agentim.store.kv import KvUnavailable
 
 blueprint = Blueprint("health", __name__)
 
 CHECK_TIMEOUT_S: Final = 2.0
 MIB: Final = 1024 * 1024
+FORWARDING_HEADERS: Final = ("X-Forwarded-For", "X-Real-IP", "Forwarded")
 
 
 async def _timed(check: Any) -> tuple[bool, float]:
@@ -74,6 +82,30 @@ def system_figures() -> dict[str, Any]:
     }
 
 
+def _local_caller() -> bool:
+    """A loopback peer that did not come through a proxy (no forwarding header)."""
+    try:
+        peer = ipaddress.ip_address((request.remote_addr or "").split("%", 1)[0])
+    except ValueError:
+        return False
+    return peer.is_loopback and not any(h in request.headers for h in FORWARDING_HEADERS)
+
+
+async def _admin_caller() -> bool:
+    if "Authorization" not in request.headers:
+        return False
+    try:
+        caller = await authenticate_header()
+    except AgentImError:  # a bad token just means no `system`: health never answers 401
+        return False
+    return await users.get_role(services().db, caller.user_id) == "admin"
+
+
+async def may_see_system() -> bool:
+    """DECISIONS D19: the hub's own host, or an admin."""
+    return _local_caller() or await _admin_caller()
+
+
 @blueprint.get("/api/health")
 async def health() -> Response:
     svc = services()
@@ -83,14 +115,15 @@ async def health() -> Response:
         await _timed(_filesystem_ok),
     )
     ok = db_ok and redis_ok and fs_ok
-    body = {
+    body: dict[str, Any] = {
         "ok": ok,
         "timestamp": iso_now(),
         "checks": {"database": db_ok, "redis": redis_ok, "filesystem": fs_ok},
-        "system": system_figures(),
-        "services": {
-            "database": {"ok": db_ok, "embedded": svc.embedded_db, "latencyMs": db_ms},
-            "redis": {"ok": redis_ok, "embedded": svc.embedded_redis, "latencyMs": redis_ms},
-        },
+    }
+    if await may_see_system():
+        body["system"] = system_figures()
+    body["services"] = {
+        "database": {"ok": db_ok, "embedded": svc.embedded_db, "latencyMs": db_ms},
+        "redis": {"ok": redis_ok, "embedded": svc.embedded_redis, "latencyMs": redis_ms},
     }
     return json_response(body, 200 if ok else 503)

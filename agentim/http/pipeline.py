@@ -91,7 +91,7 @@ def _apply_cors(response: Response) -> None:
     origin = request.headers.get("Origin")
     if allowed == "*":
         response.headers["Access-Control-Allow-Origin"] = "*"
-    elif origin and origin == allowed:
+    elif origin and origin in services().settings.cors_origins:  # a list (config D10)
         response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Allow-Credentials"] = "true"
     if allowed != "*" and not getattr(g, "preflight", False):

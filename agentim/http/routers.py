@@ -13,7 +13,7 @@ from quart import Blueprint, Response
 
 from agentim.actions import routers as actions
 from agentim.auth.crypto import open_secret
-from agentim.errors import AgentImError, not_found
+from agentim.errors import AgentImError, ValidationFailed, not_found
 from agentim.http._request import (
     check_ids,
     client_ip,
@@ -94,6 +94,19 @@ UPDATE_ROUTER: Final = {
 }
 
 
+LIST_REQUIRED: Final = "validation.visibilityListRequired"  # the reference's message key
+
+
+def _require_list(fields: Mapping[str, Any]) -> None:
+    """A whitelist or blacklist router names its users (head-gap A31): an empty
+    `visibilityList` given with such a `visibility` is refused."""
+    if (
+        fields.get("visibility") in ("whitelist", "blacklist")
+        and fields.get("visibilityList", []) == []
+    ):
+        raise ValidationFailed([{"field": "visibilityList", "message": LIST_REQUIRED}])
+
+
 def _json(row: Mapping[str, Any]) -> dict[str, Any]:
     return actions.router_json(row, services().settings.encryption_key)
 
@@ -126,6 +139,7 @@ async def list_routers() -> Response:
 @documented(body=CREATE_ROUTER)
 async def create_router() -> Response:
     fields = parse_dict(CREATE_ROUTER, await json_body())
+    _require_list(fields)
     router = await actions.create_router(
         services(), user_id=principal().user_id, ip=client_ip(), fields=fields
     )
@@ -145,6 +159,8 @@ async def get_router(id: str) -> Response:
 @documented(body=UPDATE_ROUTER)
 async def update_router(id: str) -> Response:
     changes = parse_dict(UPDATE_ROUTER, await json_body())
+    if "visibilityList" in changes:  # the update rule: only a list given empty is refused
+        _require_list(changes)
     router = await actions.update_router(
         services(), user_id=principal().user_id, ip=client_ip(), router_id=id, changes=changes
     )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, Final
 
@@ -24,7 +25,9 @@ from agentim.store.db import Conn
 
 log = logging.getLogger("RouterLLM")
 
-SELECT_TIMEOUT_S: Final = 5.0  # realtime.md §3.4: abort after 5000 ms
+SELECT_TIMEOUT_S: Final = 15.0  # ROUTER_LLM_TIMEOUT_MS's default (config D7; was 5 s in the seed)
+SELECT_MAX_AGENTS: Final = 20  # ROUTER_LLM_MAX_AGENTS's default (config D7)
+_TOKEN: Final = re.compile(r"[a-z0-9\u4e00-\u9fff]+")
 TEST_TIMEOUT_S: Final = 10.0  # api.md §10.3: the router test call
 SELECT_MAX_TOKENS: Final = 256
 TEST_MAX_TOKENS: Final = 5
@@ -241,10 +244,12 @@ async def _post(http: httpx.AsyncClient, request: dict[str, Any]) -> bytes:
 
 
 async def _fetch(
-    http: httpx.AsyncClient, url: str, request: dict[str, Any], *, allow_private: bool
-) -> bytes:
-    """The 2xx body, under the 5 s scope; the DNS answer is checked again first (rebinding)."""
-    with trio.move_on_after(SELECT_TIMEOUT_S):
+    http: httpx.AsyncClient, url: str, request: dict[str, Any], *, allow_private: bool,
+    timeout_s: float,
+) -> bytes:  # fmt: skip
+    """The 2xx body, under the `timeout_s` scope; the DNS answer is checked again first
+    (rebinding)."""
+    with trio.move_on_after(timeout_s):
         try:
             await check_resolved_address(httpx.URL(url).host, allow_private=allow_private)
             return await _post(http, request)
@@ -254,12 +259,33 @@ async def _fetch(
             ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as exc:
             raise _Unusable(f"Router LLM network error: {exc or type(exc).__name__}") from None
-    raise _Unusable(f"Router LLM timeout: no answer within {int(SELECT_TIMEOUT_S * 1000)} ms")
+    raise _Unusable(f"Router LLM timeout: no answer within {round(timeout_s * 1000)} ms")
+
+
+def _tokens(text: str) -> set[str]:
+    return set(_TOKEN.findall(text.lower()))
+
+
+def prefilter(
+    candidates: Sequence[RouterCandidate], content: str, limit: int
+) -> list[RouterCandidate]:
+    """At most `limit` candidates for the LLM: when there are more, those sharing the most
+    words (name, type, capabilities) with the message, ties in member order (config D7)."""
+    if len(candidates) <= limit:
+        return list(candidates)
+    words = _tokens(content)
+
+    def score(candidate: RouterCandidate) -> int:
+        text = " ".join([candidate.name, candidate.type, *candidate.capabilities])
+        return len(words & _tokens(text))
+
+    return sorted(candidates, key=score, reverse=True)[:limit]  # sorted() is stable
 
 
 async def select_agents(
     http: httpx.AsyncClient, config: RouterConfig, candidates: Sequence[RouterCandidate],
     content: str, system_prompt: str | None, *, allow_private: bool,
+    timeout_s: float = SELECT_TIMEOUT_S, max_agents: int = SELECT_MAX_AGENTS,
 ) -> list[str]:  # fmt: skip
     """Ask the room's router LLM which candidates get a message that mentions nobody.
 
@@ -270,10 +296,13 @@ async def select_agents(
         content: the sanitised user message.
         system_prompt: the room's system prompt, if any.
         allow_private: ROUTER_ALLOW_PRIVATE_NETWORKS; else a private DNS answer is refused.
+        timeout_s: ROUTER_LLM_TIMEOUT_MS, the whole call.
+        max_agents: ROUTER_LLM_MAX_AGENTS, the most candidates offered (`prefilter`).
 
     Returns:
         Candidate ids in the LLM's order, each once; [] on any failure (never raises).
     """
+    candidates = prefilter(candidates, content, max_agents)
     url = config.base_url + "/chat/completions"  # plain join, as the reference does
     payload = {
         "model": config.model,
@@ -283,8 +312,9 @@ async def select_agents(
     }
     try:
         body = await _fetch(
-            http, url, _request(url, config.api_key, payload), allow_private=allow_private
-        )
+            http, url, _request(url, config.api_key, payload), allow_private=allow_private,
+            timeout_s=timeout_s,
+        )  # fmt: skip
         return parse_answer(body, [candidate.id for candidate in candidates])
     except _Unusable as exc:
         log.warning("%s", exc)

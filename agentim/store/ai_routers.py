@@ -141,3 +141,20 @@ async def get_room_router(conn: Conn, room_id: str) -> Mapping[str, Any] | None:
         "AND (r.scope <> 'personal' OR r.created_by_id = m.created_by_id)",
         room_id,
     )
+
+
+async def lock_creator_names(conn: Conn, created_by_id: str) -> None:
+    """Serialise name checks of one creator's routers until the transaction ends (A31)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"routers:{created_by_id}")
+
+
+async def router_name_taken(
+    conn: Conn, *, created_by_id: str, name: str, except_id: str | None = None
+) -> bool:
+    """Does this creator already have a router of that name (another one than `except_id`)?"""
+    found = await conn.fetchval(
+        "SELECT 1 FROM routers WHERE created_by_id = $1 AND name = $2 "
+        "AND id IS DISTINCT FROM $3 LIMIT 1",
+        created_by_id, name, except_id,
+    )  # fmt: skip
+    return found is not None

@@ -29,3 +29,14 @@ async def insert_audit(
         ip_address,
         now,
     )
+
+
+async def delete_older_than(conn: Conn, cutoff: str, *, limit: int) -> int:
+    """Delete up to `limit` audit rows created at or before `cutoff` (text timestamps compare in
+    order, §0.3); how many were deleted."""
+    rows = await conn.fetch(
+        "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE created_at <= $1 "
+        "ORDER BY created_at LIMIT $2) RETURNING id",
+        cutoff, limit,
+    )  # fmt: skip
+    return len(rows)

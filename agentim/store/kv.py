@@ -451,3 +451,29 @@ class PresenceKv:
             [process_id, self._alive_prefix(), user_id],
         )  # fmt: skip
         return _as_int(result)
+
+
+# Web Push (issue 21 item 7): which of these users has a client socket on any live hub process
+# (a member of `presence:<userId>` whose `presence:hub:<processId>` still exists). Read-only.
+# KEYS: the users' sets. ARGV: liveness prefix. Returns 1/0 per key, in order.
+_PRESENCE_ONLINE_LUA: Final = """
+local result = {}
+for i, key in ipairs(KEYS) do
+  result[i] = 0
+  for _, pid in ipairs(redis.call('SMEMBERS', key)) do
+    if redis.call('EXISTS', ARGV[1] .. pid) == 1 then result[i] = 1 break end
+  end
+end
+return result
+"""
+
+
+async def online_users(kv: Kv, user_ids: Sequence[str]) -> builtins.set[str]:
+    """The users among `user_ids` with a client socket on some live hub process."""
+    if not user_ids:
+        return set()
+    keys = [kv.key(f"presence:{user_id}") for user_id in user_ids]
+    reply = await kv.eval_script(_PRESENCE_ONLINE_LUA, keys, [kv.key("presence:hub:")])
+    if not isinstance(reply, list) or len(reply) != len(user_ids):
+        raise KvUnavailable(f"unexpected reply to the presence script: {reply!r}")
+    return {user_id for user_id, flag in zip(user_ids, reply, strict=True) if flag == 1}

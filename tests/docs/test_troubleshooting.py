@@ -97,6 +97,7 @@ SEED_HEADINGS = (
     "## Docker / Deployment",
     "### Container exits immediately",
     "### CORS errors in browser",
+    "### Push notifications do not arrive",
     "### WebSocket connection blocked by reverse proxy",
     "## Getting Help",
 )
@@ -306,6 +307,11 @@ ENV_SAMPLES = {
     "HUB_RECLAIM_INTERVAL_MS": "5000",
     "GATEWAY_MAX_OFFLINE_DAYS": "7",
     "GATEWAY_CLEANUP_INTERVAL": "3600000",
+    "VAPID_PUBLIC_KEY": "BExamplePublicKey",
+    "VAPID_PRIVATE_KEY": "examplePrivateKey",
+    "PUSH_ALLOW_PRIVATE_NETWORKS": "true",
+    "AUDIT_LOG_RETENTION_DAYS": "30",
+    "AUDIT_LOG_CLEANUP_INTERVAL": "3600000",
 }
 ALIASES = {"NODE_ENV"}  # read as a fallback; .env.example mentions it rather than setting it
 
