@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart_trio import QuartTrio
 
 from agentim.http import (
+    admin,
     agents,
     auth,
     docs,
@@ -38,6 +39,7 @@ BLUEPRINTS = (
     agents.blueprint,
     uploads.blueprint,
     files.blueprint,
+    admin.blueprint,  # /api/admin/settings, /api/admin/metrics (A1, A2)
 )
 
 

@@ -12,6 +12,7 @@ from agentim.http.ratelimit import RateLimiter
 from agentim.metrics import Metrics
 from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
+from agentim.routing.live_settings import LiveSettings
 from agentim.routing.relay_requests import RelayState
 from agentim.settings import Settings
 from agentim.store.db import Database
@@ -35,3 +36,8 @@ class Services:
     started_at: float = attrs.field(factory=time.monotonic)
     conversations: Conversations = attrs.field(factory=Conversations)  # started by main
     relays: RelayState = attrs.field(factory=RelayState)  # client ↔ gateway relays, this process
+    # Runtime settings (A1): the startup settings with the administrator's saved values over
+    # them; read live knobs as `live.current.<field>` (routing/live_settings.py).
+    live: LiveSettings = attrs.field(
+        default=attrs.Factory(lambda self: LiveSettings(self.settings, self.db), takes_self=True)
+    )

@@ -89,7 +89,7 @@ async def save_attachment(
     Raises:
         AgentImError: 400 when a check of `check_attachment` fails; nothing is written then.
     """
-    check_attachment(services.settings, mime_type, data)
+    check_attachment(services.live.current, mime_type, data)
     attachment_id, shown = new_id(), clean_filename(filename)
     name = attachment_name(attachment_id, mime_type)
     url = f"/uploads/{name}"

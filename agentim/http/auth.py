@@ -25,6 +25,7 @@ from agentim.http._request import (
     services,
 )
 from agentim.http.not_found import add_not_found_routes
+from agentim.http.pipeline import cors_origins
 from agentim.http.users import login_json
 from agentim.http.validate import Rule, Str, parse_dict
 from agentim.protocol.textrules import utf16_len
@@ -39,7 +40,7 @@ LOGIN_SCHEMA: Final[dict[str, Rule]] = {"username": Str(min=1), "password": Str(
 
 
 def refresh_cookie(token: str) -> str:
-    settings = services().settings
+    settings = services().live.current
     cookie = (
         f"{COOKIE}={token}; Max-Age={settings.refresh_store_ttl_s}; Path={COOKIE_PATH}; "
         "HttpOnly; SameSite=Strict"
@@ -94,10 +95,10 @@ async def _body_refresh_token() -> str | None:
 
 def _check_origin() -> None:
     """CSRF guard for the cookie path, in production with CORS_ORIGIN set."""
-    settings = services().settings
+    settings = services().live.current
     origin = request.headers.get("Origin")
     enforced = settings.is_production and bool(settings.cors_origin)
-    if enforced and origin is not None and origin != settings.cors_origin:
+    if enforced and origin is not None and origin not in cors_origins(settings.cors_origin):
         raise forbidden("Forbidden")
 
 
@@ -137,7 +138,7 @@ async def logout_all() -> Response:
 @blueprint.get("/api/auth/oauth/providers")
 async def oauth_providers() -> Response:
     """Configured OAuth providers, for the login page (head-gap A5); no limit of its own."""
-    return ok(services().settings.oauth_providers)
+    return ok(services().live.current.oauth_providers)
 
 
 async def _no_guard(rest: str) -> None:

@@ -86,12 +86,17 @@ def _preflight() -> Response:
     return response
 
 
+def cors_origins(allowed: str) -> list[str]:
+    """CORS_ORIGIN (or the `cors.origin` setting): one origin or a comma-separated list."""
+    return [part.strip() for part in allowed.split(",") if part.strip()]
+
+
 def _apply_cors(response: Response) -> None:
-    allowed = services().settings.cors_origin
+    allowed = services().live.current.cors_origin
     origin = request.headers.get("Origin")
     if allowed == "*":
         response.headers["Access-Control-Allow-Origin"] = "*"
-    elif origin and origin == allowed:
+    elif origin and origin in cors_origins(allowed):
         response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Allow-Credentials"] = "true"
     if allowed != "*" and not getattr(g, "preflight", False):
