@@ -37,7 +37,9 @@ class Services:
     conversations: Conversations = attrs.field(factory=Conversations)  # started by main
     relays: RelayState = attrs.field(factory=RelayState)  # client ↔ gateway relays, this process
     # Runtime settings (A1): the startup settings with the administrator's saved values over
-    # them; read live knobs as `live.current.<field>` (routing/live_settings.py).
+    # them; read live knobs as `live.current.<field>` (routing/live_settings.py). Built from
+    # `settings` (not an argument), so attrs.evolve(services, settings=…) gets a matching view.
     live: LiveSettings = attrs.field(
-        default=attrs.Factory(lambda self: LiveSettings(self.settings, self.db), takes_self=True)
+        init=False,
+        default=attrs.Factory(lambda self: LiveSettings(self.settings, self.db), takes_self=True),
     )
