@@ -9,7 +9,6 @@ through `routing.live_settings.LiveSettings`, never a copy.
 
 from __future__ import annotations
 
-import logging
 import math
 import re
 from collections.abc import Callable, Mapping
@@ -19,8 +18,6 @@ from urllib.parse import urlsplit
 import attrs
 
 from agentim.settings import Settings
-
-log = logging.getLogger("Settings")
 
 SettingType = Literal["string", "number", "boolean", "enum"]
 # How a setting's text becomes its Settings field: as is; "" as None; a whole number;
