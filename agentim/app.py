@@ -5,6 +5,7 @@ from __future__ import annotations
 from quart_trio import QuartTrio
 
 from agentim.http import (
+    admin,
     agents,
     auth,
     bookmarks,
@@ -43,6 +44,7 @@ BLUEPRINTS = (
     # issue 21: message bookmarks
     bookmarks.blueprint,
     push.blueprint,  # Web Push (issue 21 item 7)
+    admin.blueprint,  # /api/admin/settings, /api/admin/metrics (A1, A2)
 )
 
 

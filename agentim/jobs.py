@@ -77,7 +77,7 @@ async def cleanup_tokens_once(services: Services) -> int:
 
 async def cleanup_gateways_once(services: Services) -> int:
     """Delete gateways offline for more than GATEWAY_MAX_OFFLINE_DAYS; how many were deleted."""
-    days = services.settings.gateway_max_offline_days
+    days = services.live.current.gateway_max_offline_days
     cutoff = to_iso(datetime.now(UTC) - timedelta(days=days))
     removed, agents = await remove_offline_gateways(services, cutoff=cutoff, limit=GATEWAY_BATCH)
     if removed:
@@ -116,22 +116,22 @@ async def run_orphan_cleanup(
     services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """First pass 10 s after start (sooner if the interval is shorter), then every interval."""
-    interval = services.settings.orphan_file_check_interval_s
+    live = services.live  # the interval is read for each wait: an admin change applies next
     task_status.started()
-    await trio.sleep(min(ORPHAN_FIRST_RUN_S, interval))
+    await trio.sleep(min(ORPHAN_FIRST_RUN_S, live.current.orphan_file_check_interval_s))
     while True:
         await _run_pass("orphan file cleanup", cleanup_orphans_once, services)
-        await trio.sleep(interval)
+        await trio.sleep(live.current.orphan_file_check_interval_s)
 
 
 async def run_token_cleanup(
     services: Services, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
 ) -> None:
     """A pass every TOKEN_CLEANUP_INTERVAL, the first one interval after start (setInterval)."""
-    interval = services.settings.token_cleanup_interval_s
+    live = services.live
     task_status.started()
     while True:
-        await trio.sleep(interval)
+        await trio.sleep(live.current.token_cleanup_interval_s)
         await _run_pass("refresh token cleanup", cleanup_tokens_once, services)
 
 
@@ -151,12 +151,12 @@ async def run_gateway_cleanup(
 ) -> None:
     """First pass 30 s after start (sooner if the interval is shorter), then every
     GATEWAY_CLEANUP_INTERVAL."""
-    interval = services.settings.gateway_cleanup_interval_s
+    live = services.live
     task_status.started()
-    await trio.sleep(min(GATEWAY_FIRST_RUN_S, interval))
+    await trio.sleep(min(GATEWAY_FIRST_RUN_S, live.current.gateway_cleanup_interval_s))
     while True:
         await _run_pass("offline gateway cleanup", cleanup_gateways_once, services)
-        await trio.sleep(interval)
+        await trio.sleep(live.current.gateway_cleanup_interval_s)
 
 
 async def _run_pass(

@@ -133,6 +133,12 @@ def configure(level_name: str, *, stream: Any = None) -> None:
     handler.addFilter(BudgetFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
+    set_level(level_name)
+
+
+def set_level(level_name: str) -> None:
+    """LOG_LEVEL (also when an administrator changes `log.level` while the hub runs)."""
+    root = logging.getLogger()
     root.setLevel(_PY_LEVELS.get(level_name, logging.INFO))
     for noisy in (
         "hypercorn.error",

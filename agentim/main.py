@@ -13,7 +13,7 @@ from typing import Final
 
 import trio
 
-from agentim import embedded
+from agentim import embedded, logs
 from agentim.actions.agents import mark_process_agents_offline, reset_stale_agents
 from agentim.actions.permissions import expire_permission
 from agentim.actions.push import run_push_sender
@@ -42,7 +42,7 @@ from agentim.services import Services
 from agentim.settings import DEFAULT_JWT_SECRET, Settings, problems, storage_problem
 from agentim.store.blobs import BlobStore, LocalBlobStore
 from agentim.store.bridge import open_bridge
-from agentim.store.db import Database, StartupError, open_database
+from agentim.store.db import Database, DbError, StartupError, open_database
 from agentim.store.kv import Kv, open_redis
 from agentim.store.pubsub import EventBus, run_subscriber
 from agentim.store.s3_blobs import S3BlobStore, S3Config, make_client
@@ -57,6 +57,7 @@ log = logging.getLogger("Server")
 # CLEANUP_GRACE_S (2 s + 2 s) and the completions' round trip through Redis a few ms; the whole
 # exit stays within D14's 10 s.
 FINISH_REPLIES_S: Final = 4.5
+LIVE_SETTINGS_LOAD_S: Final = 10.0  # the first read of the settings table at start-up
 
 
 def _writable_dir(path: Path) -> bool:
@@ -229,11 +230,13 @@ async def _run_hub(
         ready(services)
     await seed_admin(services)
     install_gateway_controls(hub)
+    await _load_live_settings(services)
     await reset_stale_agents(services)  # D14: agents a crashed process left online
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
         heartbeat = await nursery.start(run_heartbeat, services)  # registered before serving
         await nursery.start(run_subscriber, kv, hub)
+        await nursery.start(services.live.run)  # runtime settings (A1): reload on change
         await nursery.start(services.conversations.run, partial(handle_hop, services))
         await nursery.start(PermissionBroker(hub, partial(expire_permission, services)).run)
         await nursery.start(run_orphan_cleanup, services)
@@ -258,6 +261,24 @@ async def _run_hub(
         await stop_beating(services)  # a survivor reclaims the rest (presence) at once
         nursery.cancel_scope.cancel()  # HTTP drained: stop subscriber, conversations and jobs
     log.info("HTTP server closed")
+
+
+async def _load_live_settings(services: Services) -> None:
+    """The administrator's saved settings over the environment's, before anything is served;
+    an unreadable table leaves the environment's values (logged)."""
+    services.live.install(services.hub)
+    services.live.watch(_apply_log_level)
+    try:
+        with trio.fail_after(LIVE_SETTINGS_LOAD_S):
+            await services.live.reload()
+    except (DbError, trio.TooSlowError) as exc:
+        log.warning("Runtime settings not loaded, using the environment's: %s", exc)
+
+
+def _apply_log_level(before: Settings, after: Settings) -> None:
+    if after.log_level != before.log_level:
+        logs.set_level(after.log_level)
+        log.info("Log level changed to %s", after.log_level)
 
 
 async def _close_sessions(services: Services) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Final
@@ -36,6 +37,13 @@ class Counter:
             lines.append(f"{self.name} 0")
         return lines
 
+    def snapshot(self) -> dict[str, float]:
+        """`name{labels}` → value as the admin dashboard reads them, plus the bare name with
+        the sum over every label (what its totals chart looks up)."""
+        found = {f"{self.name}{_labels(k)}": v for k, v in sorted(self.values.items())}
+        found[self.name] = sum(self.values.values())
+        return found
+
 
 @attrs.define
 class Gauge:
@@ -69,6 +77,29 @@ class Histogram:
         for i, bound in enumerate(self.buckets):
             if value <= bound:
                 self.counts[i] += 1
+
+    def percentile(self, fraction: float) -> float:
+        """The first bucket bound holding `fraction` of the observations (0 when empty)."""
+        target = math.ceil(self.count * fraction)
+        if target <= 0:
+            return 0
+        return next(
+            (b for b, c in zip(self.buckets, self.counts, strict=True) if c >= target),
+            self.buckets[-1],
+        )
+
+    def snapshot(self) -> dict[str, object]:
+        """The admin dashboard's view of the histogram (cumulative bucket counts)."""
+        return {
+            "buckets": list(self.buckets),
+            "counts": list(self.counts),
+            "sum": self.total,
+            "count": self.count,
+            "avg": self.total / self.count if self.count else 0,
+            "p50": self.percentile(0.5),
+            "p95": self.percentile(0.95),
+            "p99": self.percentile(0.99),
+        }
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
@@ -116,6 +147,10 @@ class Metrics:
 
     def gauge(self, name: str, help_text: str, read: Callable[[], float]) -> None:
         self.gauges.append(Gauge(name, help_text, read))
+
+    def gauge_value(self, name: str) -> float:
+        """A bound gauge's current reading (0 when no gauge of that name is bound)."""
+        return next((g.read() for g in self.gauges if g.name == name), 0.0)
 
     def render(self) -> str:
         lines: list[str] = []

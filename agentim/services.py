@@ -12,6 +12,7 @@ from agentim.http.ratelimit import RateLimiter
 from agentim.metrics import Metrics
 from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
+from agentim.routing.live_settings import LiveSettings
 from agentim.routing.relay_requests import RelayState
 from agentim.routing.webpush import PushQueue
 from agentim.settings import Settings
@@ -39,3 +40,10 @@ class Services:
     conversations: Conversations = attrs.field(factory=Conversations)  # started by main
     relays: RelayState = attrs.field(factory=RelayState)  # client ↔ gateway relays, this process
     push: PushQueue = attrs.field(factory=PushQueue)  # Web Push hand-off, opened by main
+    # Runtime settings (A1): the startup settings with the administrator's saved values over
+    # them; read live knobs as `live.current.<field>` (routing/live_settings.py). Built from
+    # `settings` (not an argument), so attrs.evolve(services, settings=…) gets a matching view.
+    live: LiveSettings = attrs.field(
+        init=False,
+        default=attrs.Factory(lambda self: LiveSettings(self.settings, self.db), takes_self=True),
+    )

@@ -136,15 +136,17 @@ async def start_session(services: Services, user_id: str, username: str) -> Toke
 
 
 def _issue(services: Services, user_id: str, username: str, family_id: str) -> TokenPair:
-    """Both tokens name their session (`sid`), so a logout can end it from either (D23)."""
+    """Both tokens name their session (`sid`), so a logout can end it from either (D23).
+    Lifetimes are the live JWT_*_EXPIRY (`jwt.accessExpiry`, `jwt.refreshExpiry`)."""
+    live, issue = services.live.current, services.tokens.issue
     return TokenPair(
-        services.tokens.issue(user_id, username, "access", session_id=family_id),
-        services.tokens.issue(user_id, username, "refresh", session_id=family_id),
+        issue(user_id, username, "access", session_id=family_id, ttl_s=live.access_ttl_s),
+        issue(user_id, username, "refresh", session_id=family_id, ttl_s=live.refresh_ttl_s),
     )
 
 
 async def _store(services: Services, tx: Conn, user_id: str, token: str, *, family_id: str) -> None:
-    ttl = timedelta(seconds=services.settings.refresh_store_ttl_s)
+    ttl = timedelta(seconds=services.live.current.refresh_store_ttl_s)
     await refresh_tokens.insert_refresh_token(
         tx,
         token_id=new_id(),
@@ -205,7 +207,7 @@ async def end_sessions(services: Services, user_id: str) -> None:
     makes a refresh racing with this either finish first (its new tokens are then deleted and
     cut off) or find its token gone.
     """
-    ttl_s = services.settings.revocation_ttl_s
+    ttl_s = services.live.current.revocation_ttl_s
     cutoff_ms = revocation.now_ms()
     async with services.db.transaction() as tx:
         await refresh_tokens.lock_user_tokens(tx, user_id)
@@ -252,7 +254,7 @@ async def logout(
     """
     user_id, token_hash = principal.user_id, digest(access_token)
     expires_ms = (principal.expires_s or 0) * 1000 or (
-        revocation.now_ms() + services.settings.revocation_ttl_s * 1000
+        revocation.now_ms() + services.live.current.revocation_ttl_s * 1000
     )
     async with services.db.transaction() as tx:
         await refresh_tokens.lock_user_tokens(tx, user_id)

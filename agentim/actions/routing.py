@@ -176,7 +176,7 @@ async def _route_agent_message(services: Services, hop: Hop, sender_id: str) -> 
     if not mentions:
         _log_decision(hop, nobody("no mentions in the agent reply"), quiet=True)
         return
-    max_depth = config.max_chain_depth if config else services.settings.max_agent_chain_depth
+    max_depth = config.max_chain_depth if config else services.live.current.max_agent_chain_depth
     if chain_too_deep(hop.depth, max_depth):
         log.warning("Chain depth %d exceeds max %d for conversation %s, stopping", hop.depth,
                     max_depth, hop.conversation_id)  # fmt: skip
@@ -215,7 +215,7 @@ async def _chain_targets(
 
 async def _rate_limited(services: Services, agent_id: str, config: RouterConfig | None) -> bool:
     """Count the reply in `ws:agent_rate:<agentId>`; per process while Redis is down (D16)."""
-    settings, fallback = services.settings, services.conversations.fallback
+    settings, fallback = services.live.current, services.conversations.fallback
     window = config.rate_limit_window if config else settings.agent_rate_limit_window
     limit = config.rate_limit_max if config else settings.agent_rate_limit_max
     key = f"ws:agent_rate:{agent_id}"

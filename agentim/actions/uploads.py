@@ -91,7 +91,7 @@ async def save_attachment(
         AgentImError: 400 when a check of `check_attachment` fails; nothing is written then.
             503 `Storage unavailable` when the S3 bucket does not answer.
     """
-    check_attachment(services.settings, mime_type, data)
+    check_attachment(services.live.current, mime_type, data)
     attachment_id, shown = new_id(), clean_filename(filename)
     name = attachment_name(attachment_id, mime_type)
     url = f"/uploads/{name}"

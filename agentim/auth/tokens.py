@@ -54,9 +54,12 @@ class TokenService:
         *,
         now_ms: int | None = None,
         session_id: str | None = None,
+        ttl_s: int | None = None,
     ) -> str:
+        """A signed token; `ttl_s` (the live JWT_*_EXPIRY) overrides the start-up lifetime."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
         ttl = self.access_ttl_s if token_type == "access" else self.refresh_ttl_s
+        ttl = ttl if ttl_s is None else ttl_s
         claims: dict[str, Any] = {
             "sub": user_id,
             "username": username,

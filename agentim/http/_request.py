@@ -68,7 +68,7 @@ def refuse_unstorable(value: Any) -> None:
 
 def client_ip() -> str:
     """api.md §2.11, with TRUST_PROXY_HOPS: the address `hops` entries from the right."""
-    settings = services().settings
+    settings = services().live.current
     if settings.trust_proxy:
         forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")]
         forwarded = [p for p in forwarded if p]

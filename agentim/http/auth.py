@@ -39,7 +39,7 @@ LOGIN_SCHEMA: Final[dict[str, Rule]] = {"username": Str(min=1), "password": Str(
 
 
 def refresh_cookie(token: str) -> str:
-    settings = services().settings
+    settings = services().live.current
     cookie = (
         f"{COOKIE}={token}; Max-Age={settings.refresh_store_ttl_s}; Path={COOKIE_PATH}; "
         "HttpOnly; SameSite=Strict"
@@ -94,7 +94,7 @@ async def _body_refresh_token() -> str | None:
 
 def _check_origin() -> None:
     """CSRF guard for the cookie path, in production with CORS_ORIGIN set."""
-    settings = services().settings
+    settings = services().live.current
     origin = request.headers.get("Origin")
     enforced = settings.is_production and bool(settings.cors_origin)
     if enforced and origin is not None and origin not in settings.cors_origins:
@@ -137,7 +137,7 @@ async def logout_all() -> Response:
 @blueprint.get("/api/auth/oauth/providers")
 async def oauth_providers() -> Response:
     """Configured OAuth providers, for the login page (head-gap A5); no limit of its own."""
-    return ok(services().settings.oauth_providers)
+    return ok(services().live.current.oauth_providers)
 
 
 async def _no_guard(rest: str) -> None:

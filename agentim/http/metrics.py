@@ -14,6 +14,8 @@ PROMETHEUS_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 @blueprint.get("/api/metrics")
 async def metrics() -> Response:
     svc = services()
-    if svc.settings.is_production and svc.settings.metrics_auth_enabled:
+    # METRICS_AUTH_ENABLED guards production; a saved `metrics.authEnabled` decides anywhere.
+    saved = svc.live.saved("metrics.authEnabled")
+    if svc.live.current.metrics_auth_enabled and (svc.settings.is_production or saved):
         await authenticate_header()
     return Response(svc.metrics.render(), status=200, content_type=PROMETHEUS_TYPE)

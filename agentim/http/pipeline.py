@@ -87,11 +87,11 @@ def _preflight() -> Response:
 
 
 def _apply_cors(response: Response) -> None:
-    allowed = services().settings.cors_origin
+    allowed = services().live.current.cors_origin
     origin = request.headers.get("Origin")
     if allowed == "*":
         response.headers["Access-Control-Allow-Origin"] = "*"
-    elif origin and origin in services().settings.cors_origins:  # a list (config D10)
+    elif origin and origin in services().live.current.cors_origins:  # a list (config D10)
         response.headers["Access-Control-Allow-Origin"] = origin
     response.headers["Access-Control-Allow-Credentials"] = "true"
     if allowed != "*" and not getattr(g, "preflight", False):

@@ -159,7 +159,7 @@ async def _consume(reader: FilePartReader, too_large: str) -> None:
 @require_auth
 @rate_limit("upload")
 async def upload_attachment() -> Response:
-    settings = services().settings
+    settings = services().live.current
     too_large = uploads.file_too_large(settings)
     part = await read_file_part(max_bytes=settings.max_file_size, too_large=too_large)
     data = await uploads.save_attachment(

@@ -116,7 +116,7 @@ class ClientEndpoint:
 
         With Redis down, each process counts alone (D16 overrides the reference's fail-closed).
         """
-        settings, key = self.services.settings, f"ws:rate:{user_id}"
+        settings, key = self.services.live.current, f"ws:rate:{user_id}"
         fallback = self.services.hub.fallback_counters
         try:
             count, _ = await self.services.kv.incr_window(
@@ -249,7 +249,7 @@ class ClientEndpoint:
         session.close_soon(*proto.VERSION_CLOSE, error=proto.version_mismatch("client", version))
 
     def _limit_problem(self, session: Session, user_id: str, row: Any) -> str | None:
-        settings, hub = self.services.settings, self.services.hub
+        settings, hub = self.services.live.current, self.services.hub
         override = row["max_ws_connections"] if row is not None else None
         per_user = override or settings.max_ws_connections_per_user
         if len(hub.user_sessions(user_id, CLIENT)) >= per_user:

@@ -91,7 +91,8 @@ async def _upgrade_allowed(
 ) -> bool:
     if not services.limiter.enabled:
         return True
-    decision = await services.limiter.hit("ws_upgrade", client_ip(head, stream, services.settings))
+    ip = client_ip(head, stream, services.live.current)
+    decision = await services.limiter.hit("ws_upgrade", ip)
     if decision.allowed:
         return True
     with trio.move_on_after(transport.CLOSE_GRACE_S, shield=True):

@@ -210,7 +210,7 @@ class GatewayEndpoint:
     async def _over_limit(self, user_id: str) -> bool:
         row = await users.get_user(self.services.db, user_id)
         override = row["max_gateways"] if row is not None else None
-        limit = override or self.services.settings.max_gateways_per_user
+        limit = override or self.services.live.current.max_gateways_per_user
         if len(self.services.hub.user_sessions(user_id, GATEWAY)) < limit:
             return False
         connections_log.warning("User %s exceeded max gateways (%d)", user_id, limit)
