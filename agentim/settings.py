@@ -186,6 +186,8 @@ class Settings:
     max_gateway_frame_bytes: int = 11 * 1024 * 1024  # D20
     max_agent_message_bytes: int = 10 * 1024 * 1024  # D20, the seed's 10MB
     max_message_length: int = 100_000  # D20, user content in UTF-16 units
+    # TOTP two-factor login (head-gap A4, config D3): the issuer named in otpauth URIs.
+    totp_issuer: str = "AgentIM"
 
     @property
     def is_production(self) -> bool:
@@ -310,6 +312,7 @@ class Settings:
                 env.get("MAX_AGENT_MESSAGE_BYTES"), 10485760, 1024, 256 * 1024 * 1024
             ),
             max_message_length=parse_js_int(env.get("MAX_MESSAGE_LENGTH"), 100000, 1, 10_000_000),
+            totp_issuer=env.get("TOTP_ISSUER") or "AgentIM",
         )
 
 
