@@ -18,6 +18,7 @@ from agentim.http import (
     spawn,
     static,
     tasks,
+    totp,
     uploads,
     users,
 )
@@ -29,6 +30,7 @@ BLUEPRINTS = (
     metrics.blueprint,
     docs.blueprint,
     auth.blueprint,
+    totp.blueprint,  # TOTP two-factor routes under /api/auth (head-gap A4)
     users.blueprint,
     rooms.blueprint,
     routers.blueprint,

@@ -24,12 +24,14 @@ PUBLIC: Final = {
     "/auth/login",
     "/auth/refresh",
     "/auth/oauth/providers",
+    "/auth/verify-totp",  # login step two: the challenge token in the body is its credential
     "/docs/openapi.json",
 }
 TAGS: Final = {
     "health": "System", "metrics": "System", "docs": "System", "auth": "Auth", "users": "Users",
     "rooms": "Rooms", "messages": "Messages", "agents": "Agents", "tasks": "Tasks",
     "uploads": "Upload", "files": "Upload", "routers": "Routers",
+    "totp": "Auth",
 }  # fmt: skip
 DESCRIPTION: Final = (
     "Unified IM-style platform for managing and orchestrating multiple AI coding agents."
