@@ -18,9 +18,9 @@ from typing import Final, NoReturn
 
 from agentim.actions.audit import audit
 from agentim.actions.auth import LOCKOUT_DURATION, LOCKOUT_THRESHOLD, SignedIn, finish_login
-from agentim.auth import totp
+from agentim.auth import revocation, totp
 from agentim.auth.crypto import open_secret, seal
-from agentim.auth.tokens import TokenInvalid
+from agentim.auth.tokens import TokenInvalid, is_revoked
 from agentim.errors import AgentImError, bad_request, not_found, unauthorized
 from agentim.protocol.timefmt import iso_now, to_iso
 from agentim.services import Services
@@ -130,8 +130,9 @@ async def verify_login(services: Services, challenge: str, code: str, *, ip: str
     """Login step two: the challenge from /api/auth/login plus a TOTP or backup code.
 
     Raises:
-        AgentImError: 401 `Invalid or expired TOTP token`, `Invalid token type`,
-            `Invalid TOTP state` or `Invalid TOTP code` (also for a locked account).
+        AgentImError: 401 `Invalid or expired TOTP token` (also once the user's sessions were
+            revoked after it was issued), `Invalid token type`, `Invalid TOTP state` or
+            `Invalid TOTP code` (also for a locked account).
     """
     try:
         principal = services.tokens.verify(challenge)
@@ -139,6 +140,9 @@ async def verify_login(services: Services, challenge: str, code: str, *, ip: str
         raise unauthorized(INVALID_CHALLENGE) from None
     if principal.token_type != "totp_challenge":
         raise unauthorized("Invalid token type")
+    cutoff = await revocation.revoked_cutoff(services.kv, services.db, principal.user_id)
+    if is_revoked(principal, cutoff):  # a password change or "log out everywhere" since step one
+        raise unauthorized(INVALID_CHALLENGE)
     user = await users.get_user(services.db, principal.user_id)
     secret = _open(services, user) if user is not None and user["totp_enabled"] else None
     if user is None or secret is None:

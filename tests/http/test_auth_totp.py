@@ -243,6 +243,14 @@ async def test_bad_challenges_are_refused(hub: RunningHub, client: httpx.AsyncCl
         for token, error in cases:
             response = await _verify(client, token, code)
             assert (response.status_code, response.json()) == (401, {"ok": False, "error": error})
+        # a challenge issued before "log out everywhere" (or a password change) is void
+        stale = await _challenge(client, user)
+        logout_all = await client.post("/api/auth/logout-all", headers=user.headers)
+        assert logout_all.status_code == 200
+        response = await _verify(client, stale, code)
+        assert (response.status_code, response.json()) == (
+            401, {"ok": False, "error": "Invalid or expired TOTP token"}
+        )  # fmt: skip
         plain = await create_user(hub)
         challenge = tokens.issue(plain.id, plain.username, "totp_challenge")
         response = await _verify(client, challenge, code)
