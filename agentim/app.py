@@ -21,6 +21,7 @@ from agentim.http import (
     spawn,
     static,
     tasks,
+    totp,
     uploads,
     users,
 )
@@ -32,6 +33,7 @@ BLUEPRINTS = (
     metrics.blueprint,
     docs.blueprint,
     auth.blueprint,
+    totp.blueprint,  # TOTP two-factor routes under /api/auth (head-gap A4)
     users.blueprint,
     rooms.blueprint,
     routers.blueprint,

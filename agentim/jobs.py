@@ -87,7 +87,7 @@ async def cleanup_gateways_once(services: Services) -> int:
 
 async def cleanup_audit_once(services: Services) -> int:
     """Delete audit rows older than AUDIT_LOG_RETENTION_DAYS (config D6); how many."""
-    days = services.settings.audit_log_retention_days
+    days = services.live.current.audit_log_retention_days
     cutoff = to_iso(datetime.now(UTC) - timedelta(days=days))
     removed = 0
     while (batch := await audit.delete_older_than(services.db, cutoff, limit=AUDIT_BATCH)) > 0:
@@ -104,7 +104,7 @@ async def run_audit_cleanup(
 ) -> None:
     """First pass a minute after start (sooner if the interval is shorter), then every
     AUDIT_LOG_CLEANUP_INTERVAL."""
-    interval = services.settings.audit_log_cleanup_interval_s
+    interval = services.live.current.audit_log_cleanup_interval_s
     task_status.started()
     await trio.sleep(min(AUDIT_FIRST_RUN_S, interval))
     while True:

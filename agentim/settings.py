@@ -218,6 +218,8 @@ class Settings:
     audit_log_cleanup_interval_s: float = 86400.0
     router_llm_timeout_s: float = 15.0  # config D7
     router_llm_max_agents: int = 20
+    # TOTP two-factor login (head-gap A4, config D3): the issuer named in otpauth URIs.
+    totp_issuer: str = "AgentIM"
 
     @property
     def is_production(self) -> bool:
@@ -357,6 +359,7 @@ class Settings:
             s3_access_key_id=env.get("S3_ACCESS_KEY_ID") or "",
             s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY") or "",
             s3_force_path_style=_optional_flag(env.get("S3_FORCE_PATH_STYLE")),
+            totp_issuer=env.get("TOTP_ISSUER") or "AgentIM",
         )
         return _with_push_branch_fields(settings, env)
 

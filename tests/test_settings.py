@@ -143,3 +143,9 @@ def test_gateway_cleanup_settings() -> None:
     env = {"GATEWAY_CLEANUP_INTERVAL": "7200000", "GATEWAY_MAX_OFFLINE_DAYS": "7"}
     assert Settings.from_env(env).gateway_cleanup_interval_s == 7200.0
     assert Settings.from_env(env).gateway_max_offline_days == 7
+
+
+def test_totp_issuer_defaults_to_agentim() -> None:
+    assert Settings.from_env({}).totp_issuer == "AgentIM"
+    assert Settings.from_env({"TOTP_ISSUER": ""}).totp_issuer == "AgentIM"
+    assert Settings.from_env({"TOTP_ISSUER": "Acme Hub"}).totp_issuer == "Acme Hub"

@@ -73,8 +73,18 @@ def _login_failed(username: str, ip: str, reason: str) -> None:
     )
 
 
-async def login(services: Services, username: str, password: str, *, ip: str) -> SignedIn:
-    """Check the credentials (with lockout) and start a new session family.
+@attrs.frozen
+class TotpRequired:
+    """Right password, 2FA on: login step two (actions/totp.py) takes this challenge token."""
+
+    totp_token: str
+
+
+async def login(
+    services: Services, username: str, password: str, *, ip: str
+) -> SignedIn | TotpRequired:
+    """Check the credentials (with lockout) and start a new session family, or, when the user
+    has 2FA on, answer a challenge for the second step.
 
     Raises:
         AgentImError: 401 `Invalid credentials` for an unknown user, a locked account or a
@@ -100,6 +110,16 @@ async def login(services: Services, username: str, password: str, *, ip: str) ->
     if services.passwords.needs_rehash(user["password_hash"]):  # imported from AgentIM
         new_hash = await services.passwords.hash(password)
         await users.upgrade_password_hash(services.db, user["id"], user["password_hash"], new_hash)
+    if user["totp_enabled"]:
+        # The failure count stays until the second step succeeds: wrong codes and wrong
+        # passwords share one lockout, so a known password cannot reset a code-guessing run.
+        challenge = services.tokens.issue(user["id"], user["username"], "totp_challenge")
+        return TotpRequired(challenge)
+    return await finish_login(services, user, ip=ip)
+
+
+async def finish_login(services: Services, user: Row, *, ip: str) -> SignedIn:
+    """Every factor checked: clear the failure count and start a new session family."""
     if user["failed_login_attempts"] or user["locked_until"] is not None:
         await users.reset_failed_logins(services.db, user["id"])
     tokens = await start_session(services, user["id"], user["username"])

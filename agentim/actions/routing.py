@@ -140,8 +140,8 @@ async def _broadcast(
     chosen = await select_agents(
         services.conversations.http, config, offered, message["content"], room["system_prompt"],
         allow_private=services.settings.router_allow_private_networks,
-        timeout_s=services.settings.router_llm_timeout_s,
-        max_agents=services.settings.router_llm_max_agents,
+        timeout_s=services.live.current.router_llm_timeout_s,
+        max_agents=services.live.current.router_llm_max_agents,
     )  # fmt: skip
     return broadcast_targets(chosen, candidates)
 

@@ -20,7 +20,10 @@ from agentim.protocol.ids import new_id
 ALGORITHM: Final = "HS256"
 ISSUER: Final = "agentim"
 AUDIENCE: Final = "agentim"
-TOKEN_TYPES: Final = ("access", "refresh")
+TOKEN_TYPES: Final = ("access", "refresh", "totp_challenge")
+# Login step two (head-gap A4): the reference's challenge lives 5 minutes; it is good only for
+# /api/auth/verify-totp (every other check asks for "access" or "refresh").
+CHALLENGE_TTL_S: Final = 300
 
 
 class TokenInvalid(Exception):
@@ -58,8 +61,11 @@ class TokenService:
     ) -> str:
         """A signed token; `ttl_s` (the live JWT_*_EXPIRY) overrides the start-up lifetime."""
         now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-        ttl = self.access_ttl_s if token_type == "access" else self.refresh_ttl_s
-        ttl = ttl if ttl_s is None else ttl_s
+        if ttl_s is None:
+            ttl_s = {"access": self.access_ttl_s, "totp_challenge": CHALLENGE_TTL_S}.get(
+                token_type, self.refresh_ttl_s
+            )
+        ttl = ttl_s
         claims: dict[str, Any] = {
             "sub": user_id,
             "username": username,
@@ -72,7 +78,7 @@ class TokenService:
         }
         if session_id is not None:
             claims["sid"] = session_id
-        if token_type == "refresh":
+        if token_type != "access":
             claims["jti"] = new_id()  # two refresh tokens are never byte-identical
         return jwt.encode(claims, self.secret.encode(), algorithm=ALGORITHM)
 

@@ -25,7 +25,7 @@ from agentim.http._request import (
     services,
 )
 from agentim.http.not_found import add_not_found_routes
-from agentim.http.users import login_json
+from agentim.http.users import session_user_json
 from agentim.http.validate import Rule, Str, parse_dict
 from agentim.protocol.textrules import utf16_len
 
@@ -58,9 +58,16 @@ def _tokens_response(data: Mapping[str, object], refresh_token: str) -> Response
 async def login() -> Response:
     fields = parse_dict(LOGIN_SCHEMA, await json_body())
     signed = await auth.login(services(), fields["username"], fields["password"], ip=client_ip())
+    if isinstance(signed, auth.TotpRequired):  # step two: /api/auth/verify-totp (http/totp.py)
+        return ok({"totpRequired": True, "totpToken": signed.totp_token})
+    return signed_in_response(signed)
+
+
+def signed_in_response(signed: auth.SignedIn) -> Response:
+    """The body and refresh cookie of a completed login (password, or password and TOTP)."""
     tokens = signed.tokens
     data = {
-        "user": login_json(signed.user),
+        "user": session_user_json(signed.user),
         "accessToken": tokens.access_token,
         "refreshToken": tokens.refresh_token,
     }

@@ -24,6 +24,7 @@ PUBLIC: Final = {
     "/auth/login",
     "/auth/refresh",
     "/auth/oauth/providers",
+    "/auth/verify-totp",  # login step two: the challenge token in the body is its credential
     "/docs/openapi.json",
 }
 TAGS: Final = {
@@ -32,6 +33,7 @@ TAGS: Final = {
     "uploads": "Upload", "files": "Upload", "routers": "Routers",
     "bookmarks": "Bookmarks",
     "push": "Push",
+    "totp": "Auth",
 }  # fmt: skip
 DESCRIPTION: Final = (
     "Unified IM-style platform for managing and orchestrating multiple AI coding agents."

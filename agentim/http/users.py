@@ -106,8 +106,18 @@ def login_json(row: Row) -> dict[str, Any]:
     }
 
 
+def session_user_json(row: Row) -> dict[str, Any]:
+    """The user of a login answer: with `totpEnabled`, as the reference's (head-gap A25)."""
+    return {**login_json(row), "totpEnabled": row["totp_enabled"]}
+
+
 def me_json(row: Row) -> dict[str, Any]:
-    return {**login_json(row), "createdAt": row["created_at"], "updatedAt": row["updated_at"]}
+    """GET/PUT /api/users/me; `totpEnabled` is what the web client's settings page reads."""
+    return {
+        **session_user_json(row),
+        "createdAt": row["created_at"],
+        "updatedAt": row["updated_at"],
+    }
 
 
 def listed_json(row: Row) -> dict[str, Any]:

@@ -58,6 +58,7 @@ async def test_login_returns_user_tokens_and_cookie(
         "displayName": "Ada",
         "avatarUrl": None,
         "role": "user",
+        "totpEnabled": False,
     }
     assert set(data) == {"user", "accessToken", "refreshToken"}
     principal = hub.services.tokens.verify(data["accessToken"])

@@ -34,6 +34,7 @@ async def test_get_me(hub: RunningHub, client: httpx.AsyncClient) -> None:
             "displayName": "Grace",
             "avatarUrl": None,
             "role": "user",
+            "totpEnabled": False,  # what the web client's settings page reads
             "createdAt": row["created_at"],
             "updatedAt": row["updated_at"],
         },
