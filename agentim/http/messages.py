@@ -10,9 +10,9 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from datetime import datetime, timedelta
 from typing import Any, Final
 
+import attrs
 from quart import Blueprint, Response, request
 
 from agentim.actions import messages as actions
@@ -162,35 +162,43 @@ def _date_arg(name: str) -> str | None:
     return to_iso(parsed)
 
 
-def _instant(name: str, text: str, *, end_of_day: bool = False) -> datetime:
-    """A checked `dateFrom` / `dateTo` as an instant; a bare day ends at its last millisecond
-    when it is the upper bound (`dateTo=2026-12-08` includes all of that day)."""
+def _instant(name: str, text: str | None, *, upper: bool = False) -> str | None:
+    """A checked `dateFrom` / `dateTo` as a stored-form timestamp; a bare day as the upper bound
+    ends at its last millisecond (`dateTo=2026-12-08` includes all of that day)."""
+    if not text:
+        return None
     parsed = parse_js_date(text)
     if parsed is None:
         raise bad_request(f'Invalid "{name}" date format')
-    if end_of_day and _DAY.fullmatch(text):
-        parsed += timedelta(days=1, milliseconds=-1)
-    return parsed
+    if upper and _DAY.fullmatch(text):
+        parsed = parsed.replace(hour=23, minute=59, second=59, microsecond=999_000)
+    return to_iso(parsed)
 
 
 def _like(text: str) -> str:
     return "%" + _LIKE_SPECIAL.sub(r"\\\1", text) + "%"
 
 
-def _search_args() -> dict[str, Any]:
+@attrs.frozen
+class _Search:
+    args: dict[str, Any]
+    since: str | None  # dateFrom as stored timestamps compare
+    until: str | None  # dateTo likewise
+
+
+def _search_args() -> _Search:
     """The query checked as the reference's searchMessagesSchema does (zod's texts)."""
     raw: dict[str, Any] = {k: v for k in SEARCH_QUERY if (v := request.args.get(k)) is not None}
     if "limit" in raw:
         raw["limit"] = js_number(raw["limit"])
     args, issues = collect(SEARCH_QUERY, raw)
-    if args.get("dateFrom") and args.get("dateTo"):
-        since = _instant("dateFrom", args["dateFrom"])
-        until = _instant("dateTo", args["dateTo"], end_of_day=True)
-        if since >= until:
-            issues.append(("dateFrom", DATES_REVERSED))
+    since = _instant("dateFrom", args.get("dateFrom"))
+    until = _instant("dateTo", args.get("dateTo"), upper=True)
+    if since is not None and until is not None and since >= until:
+        issues.append(("dateFrom", DATES_REVERSED))
     if issues:
         raise ValidationFailed(fields_of(issues))
-    return args
+    return _Search(args, since, until)
 
 
 def _bound(values: list[str | None], pick: Any) -> str | None:
@@ -205,11 +213,8 @@ async def search() -> Response:
     """Text search in the caller's rooms. 631a1ad's filters (`senderId`, `senderType`,
     `dateFrom`, `dateTo`) and the hub's older ones (`sender` name, `from`, `to`) combine."""
     db, user_id = services().db, principal().user_id
-    args = _search_args()
-    date_from = args.get("dateFrom")
-    date_to = args.get("dateTo")
-    since = [to_iso(_instant("dateFrom", date_from))] if date_from else []
-    until = [to_iso(_instant("dateTo", date_to, end_of_day=True))] if date_to else []
+    checked = _search_args()
+    args = checked.args
     room_id = args.get("roomId") or None
     if room_id is not None and not await has_member_row(db, room_id, user_id):
         raise not_found("Room not found")
@@ -217,8 +222,8 @@ async def search() -> Response:
     filters = store.SearchFilters(
         room_id=room_id, sender_id=args.get("senderId") or None,
         sender_type=args.get("senderType"), sender_pattern=_like(sender) if sender else None,
-        since=_bound([*since, _date_arg("from")], max),
-        until=_bound([*until, _date_arg("to")], min),
+        since=_bound([checked.since, _date_arg("from")], max),
+        until=_bound([checked.until, _date_arg("to")], min),
     )  # fmt: skip
     rows = await store.search_messages(
         db, user_id, pattern=_like(js_trim(args["q"])), filters=filters, limit=args["limit"]

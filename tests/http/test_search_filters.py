@@ -52,6 +52,7 @@ async def test_sender_and_date_filters(hub: RunningHub, client: httpx.AsyncClien
     assert await search(dateFrom="2025-02-14", **{"from": "2025-02-15"}) == [start_15th]
     assert await search(limit="2") == [start_15th, end_14th]
     assert len(await search(limit="100", cursor="ignored")) == 5
+    assert len(await search(dateFrom="2000-02-29", dateTo="9999-12-31")) == 5
 
 
 def _invalid(*fields: tuple[str, str]) -> dict[str, Any]:
@@ -71,6 +72,7 @@ def _invalid(*fields: tuple[str, str]) -> dict[str, Any]:
         ({"dateFrom": "yesterday"}, _invalid(("dateFrom", "Invalid datetime"))),
         ({"dateTo": "2025-02-30"}, _invalid(("dateTo", "Invalid datetime"))),
         ({"dateTo": "2025-02-14T10:00:00"}, _invalid(("dateTo", "Invalid datetime"))),
+        ({"dateFrom": "2025-02-29"}, _invalid(("dateFrom", "Invalid datetime"))),
         ({"dateFrom": "2025-02-14T10:00Z", "dateTo": "2025-02-14T10:00:00.000Z"},
          _invalid(("dateFrom", "validation.dateFromBeforeDateTo"))),
         ({"dateFrom": "2025-02-15", "dateTo": "2025-02-14"},
