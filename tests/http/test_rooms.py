@@ -45,7 +45,7 @@ async def insert_router(
     router_id, now = new_id(), iso_now()
     await hub.services.db.execute(
         "INSERT INTO routers (id, name, scope, created_by_id, llm_base_url, llm_api_key, "
-        "llm_model, visibility, visibility_list, created_at, updated_at) VALUES ($1, 'r', $2, "
+        "llm_model, visibility, visibility_list, created_at, updated_at) VALUES ($1, $1, $2, "
         "$3, 'https://llm.example', 'key', 'm', $4, $5, $6, $6)",
         router_id, scope, owner.id, visibility, json.dumps(visibility_list or []), now,
     )  # fmt: skip

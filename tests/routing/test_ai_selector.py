@@ -230,7 +230,7 @@ async def _router(
 ) -> str:  # fmt: skip
     router_id = new_id()
     await insert_router(
-        hub.services.db, router_id=router_id, name="r", description=None, scope=scope,
+        hub.services.db, router_id=router_id, name=f"r-{router_id}", description=None, scope=scope,
         created_by_id=owner_id, llm_base_url=base_url, llm_api_key=api_key, llm_model="m",
         max_chain_depth=7, rate_limit_window=30, rate_limit_max=9, visibility="all",
         visibility_list="[]", now=iso_now(),
