@@ -9,8 +9,8 @@ from typing import Any, Final, TypeVar, cast
 
 from quart import Response, current_app, g, request
 
-from agentim.auth.revocation import principal_revoked
-from agentim.auth.tokens import Principal, TokenInvalid
+from agentim.auth.access import AccessProblem, AccessRefused, verify_access
+from agentim.auth.tokens import Principal
 from agentim.errors import AgentImError, ValidationFailed, forbidden, unauthorized
 from agentim.protocol.envelope import dumps
 from agentim.protocol.ids import is_valid_path_id
@@ -83,18 +83,27 @@ async def authenticate_header() -> Principal:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise unauthorized("Unauthorized")
-    svc = services()
     token = header[len("Bearer ") :]
-    try:
-        principal = svc.tokens.verify(token)
-    except TokenInvalid:
-        raise unauthorized("Invalid or expired token") from None
-    if principal.token_type != "access":
-        raise unauthorized("Invalid token type")
-    if await principal_revoked(svc.kv, svc.db, principal, token):
-        raise unauthorized("Token revoked")
+    principal = await authenticate_token(token)
     g.access_token = token  # a logout revokes exactly this token (D23)
     return principal
+
+
+# api.md §2.6: the 401 text for each refusal, on /api and /uploads alike
+UNAUTHORIZED_TEXTS: Final = {
+    AccessProblem.INVALID: "Invalid or expired token",
+    AccessProblem.WRONG_TYPE: "Invalid token type",
+    AccessProblem.REVOKED: "Token revoked",
+}
+
+
+async def authenticate_token(token: str) -> Principal:
+    """The principal of an access token, else 401 with the text of api.md §2.6."""
+    svc = services()
+    try:
+        return await verify_access(svc.tokens, svc.kv, svc.db, token)
+    except AccessRefused as exc:
+        raise unauthorized(UNAUTHORIZED_TEXTS[exc.problem]) from None
 
 
 def principal() -> Principal:

@@ -17,8 +17,8 @@ from agentim.actions import generation, permissions, presence, typing
 from agentim.actions.messages import Draft, Sent, announce, send_one, store_many, withdraw
 from agentim.actions.relays import COMMAND_DENIED
 from agentim.actions.routing import route_user_message
-from agentim.auth.revocation import principal_revoked
-from agentim.auth.tokens import Principal, TokenInvalid, digest
+from agentim.auth.access import AccessProblem, AccessRefused, verify_access
+from agentim.auth.tokens import Principal, digest
 from agentim.errors import AgentImError, ErrorCode
 from agentim.protocol import client as proto
 from agentim.protocol.codec import CLIENT_MAX_COLLECTION, CLIENT_MAX_DEPTH, FrameError, parse_frame
@@ -37,6 +37,12 @@ connections_log = logging.getLogger("Connections")
 
 MAX_AUTH_ATTEMPTS: Final = 5  # per socket, never reset (realtime.md §1.2)
 TOO_MANY_ATTEMPTS: Final = "Too many authentication attempts"
+# realtime.md §1.2.2: the client:auth_result error for each refused token
+AUTH_RESULT_TEXTS: Final = {
+    AccessProblem.INVALID: "Invalid token",
+    AccessProblem.WRONG_TYPE: "Invalid token type",
+    AccessProblem.REVOKED: "Token revoked",
+}
 MEMBERSHIP_CACHE_S: Final = 60  # rm:<userId>:<roomId> (realtime.md §7.4)
 _FRAME_ERRORS: Final = {
     FrameError.INVALID_JSON: (ErrorCode.INVALID_JSON, None),
@@ -214,22 +220,14 @@ class ClientEndpoint:
     async def _check(
         self, session: Session, message: proto.ClientAuth
     ) -> tuple[Principal | None, str | None]:
+        svc = self.services
         try:
-            principal = self.services.tokens.verify(message.token)
-        except TokenInvalid:
-            return None, "Invalid token"
-        if principal.token_type != "access":
-            return None, "Invalid token type"
-        try:
-            revoked = await principal_revoked(
-                self.services.kv, self.services.db, principal, message.token
-            )
+            principal = await verify_access(svc.tokens, svc.kv, svc.db, message.token)
+        except AccessRefused as exc:
+            return None, AUTH_RESULT_TEXTS[exc.problem]
         except DbError as exc:  # neither Redis nor PostgreSQL answered: refuse (D23)
-            log.warning("Client auth failed checking revocation of user %s: %s",
-                        principal.user_id, exc)  # fmt: skip
+            log.warning("Client auth failed checking token revocation: %s", exc)
             return None, "Invalid token"
-        if revoked:
-            return None, "Token revoked"
         if not proto.supported_version(message.protocol_version):  # 631a1ad checks it here
             return None, proto.VERSION_CLOSE[1]
         if session.user_id == principal.user_id:
