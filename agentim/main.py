@@ -26,7 +26,6 @@ from agentim.auth.tokens import TokenService
 from agentim.devsecrets import ensure_dev_secrets
 from agentim.errors import ErrorCode
 from agentim.http.health import rss_bytes
-from agentim.http.ratelimit import RateLimiter
 from agentim.jobs import (
     run_gateway_cleanup,
     run_orphan_cleanup,
@@ -36,6 +35,7 @@ from agentim.jobs import (
 from agentim.metrics import Metrics
 from agentim.routing.hub import Hub
 from agentim.routing.permissions import PermissionBroker
+from agentim.routing.ratelimit import RateLimiter
 from agentim.services import Services
 from agentim.settings import DEFAULT_JWT_SECRET, Settings, problems
 from agentim.store.bridge import open_bridge

@@ -8,10 +8,10 @@ import attrs
 
 from agentim.auth.passwords import PasswordHasher
 from agentim.auth.tokens import TokenService
-from agentim.http.ratelimit import RateLimiter
 from agentim.metrics import Metrics
 from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
+from agentim.routing.ratelimit import RateLimiter
 from agentim.routing.relay_requests import RelayState
 from agentim.settings import Settings
 from agentim.store.db import Database
@@ -28,7 +28,7 @@ class Services:
     hub: Hub
     passwords: PasswordHasher
     tokens: TokenService
-    limiter: RateLimiter
+    limiter: RateLimiter  # every windowed rate limit: HTTP, WebSocket, routing
     metrics: Metrics
     embedded_db: bool = False
     embedded_redis: bool = False

@@ -8,7 +8,6 @@ fallback) calls it, one event at a time, so every process sees a room's events i
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final, Protocol
 
@@ -26,7 +25,6 @@ CLIENT: Final = "client"
 GATEWAY: Final = "gateway"
 REVOKED_CLOSE: Final = (1008, "Session revoked")  # realtime.md §1.8
 BARRIER: Final = "barrier"  # control action: a marker a process publishes to itself (barrier)
-FALLBACK_MAX_KEYS: Final = 100_000  # bound on the per-process counters used during an outage
 
 
 class LiveSession(Protocol):
@@ -59,24 +57,6 @@ class KeepAlive(Protocol):
 ControlHandler = Callable[["Hub", Event], None]
 
 
-class WindowCounters:
-    """Fixed-window counters in process memory: the rate limits' fallback while Redis is down."""
-
-    def __init__(self) -> None:
-        self._counts: dict[str, tuple[int, float]] = {}
-        self.in_use = False  # set while Redis is down, so the outage is logged once
-
-    def hit(self, key: str, window_s: float, hits: int = 1) -> int:
-        now = time.monotonic()
-        count, expires = self._counts.get(key, (0, now + window_s))
-        if expires <= now:
-            count, expires = 0, now + window_s
-        if len(self._counts) >= FALLBACK_MAX_KEYS:
-            self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
-        self._counts[key] = (count + hits, expires)
-        return count + hits
-
-
 class Hub:
     def __init__(self) -> None:
         self.process_id = new_id()  # names this process in shared Redis state (presence)
@@ -95,7 +75,6 @@ class Hub:
             "room_removed": _room_removed,
             BARRIER: _barrier_reached,
         }
-        self.fallback_counters = WindowCounters()
         self.closing = False
         self.conversations: trio.Nursery | None = None
         self._timers: dict[Hashable, trio.CancelScope] = {}

@@ -122,19 +122,12 @@ class ClientEndpoint:
 
         With Redis down, each process counts alone (D16 overrides the reference's fail-closed).
         """
-        settings, key = self.services.settings, f"ws:rate:{user_id}"
-        fallback = self.services.hub.fallback_counters
-        try:
-            count, _ = await self.services.kv.incr_window(
-                key, settings.client_rate_limit_window, hits
-            )
-            fallback.in_use = False
-        except KvUnavailable:
-            if not fallback.in_use:
-                log.warning("Redis unavailable for WS rate limiting, using per-process counters")
-                fallback.in_use = True
-            count = fallback.hit(key, settings.client_rate_limit_window, hits)
-        return max(0, min(hits, settings.client_rate_limit_max - (count - hits)))
+        settings = self.services.settings
+        counted = await self.services.limiter.count(
+            f"ws:rate:{user_id}", settings.client_rate_limit_window, hits=hits,
+            what="WS rate limiting",
+        )  # fmt: skip
+        return max(0, min(hits, settings.client_rate_limit_max - (counted.count - hits)))
 
     async def _send_burst(self, session: Session, burst: list[proto.ClientSendMessage]) -> None:
         """Store and broadcast the messages the rate limit allows; RATE_LIMITED for the rest.
