@@ -13,6 +13,7 @@ from agentim.auth.access import AccessProblem, AccessRefused, verify_access
 from agentim.auth.tokens import Principal
 from agentim.errors import AgentImError, ValidationFailed, forbidden, unauthorized
 from agentim.protocol.envelope import dumps
+from agentim.protocol.forwarded import client_address
 from agentim.protocol.ids import is_valid_path_id
 from agentim.protocol.storable import UNSTORABLE_TEXT, unstorable_path
 from agentim.services import Services
@@ -69,13 +70,10 @@ def refuse_unstorable(value: Any) -> None:
 def client_ip() -> str:
     """api.md §2.11, with TRUST_PROXY_HOPS: the address `hops` entries from the right."""
     settings = services().settings
-    if settings.trust_proxy:
-        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")]
-        forwarded = [p for p in forwarded if p]
-        if forwarded:
-            return forwarded[max(0, len(forwarded) - settings.trust_proxy_hops)]
-        return request.headers.get("X-Real-IP", "").strip() or "unknown"
-    return request.remote_addr or "unknown"
+    return client_address(
+        request.headers.get("X-Forwarded-For", ""), request.headers.get("X-Real-IP", ""),
+        request.remote_addr, trust_proxy=settings.trust_proxy, hops=settings.trust_proxy_hops,
+    )  # fmt: skip
 
 
 async def authenticate_header() -> Principal:
