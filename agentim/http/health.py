@@ -44,6 +44,11 @@ async def _redis_ok() -> bool:
         return False
 
 
+async def timed_checks() -> tuple[tuple[bool, float], ...]:
+    """(ok, latency ms) of PostgreSQL, Redis and the upload directory, each bounded."""
+    return (await _timed(_database_ok), await _timed(_redis_ok), await _timed(_filesystem_ok))
+
+
 def _writable(path: Path) -> bool:
     return path.is_dir() and os.access(path, os.W_OK)
 
@@ -80,11 +85,7 @@ def system_figures() -> dict[str, Any]:
 @blueprint.get("/api/health")
 async def health() -> Response:
     svc = services()
-    (db_ok, db_ms), (redis_ok, redis_ms), (fs_ok, _) = (
-        await _timed(_database_ok),
-        await _timed(_redis_ok),
-        await _timed(_filesystem_ok),
-    )
+    (db_ok, db_ms), (redis_ok, redis_ms), (fs_ok, _) = await timed_checks()
     ok = db_ok and redis_ok and fs_ok
     body = {
         "ok": ok,
