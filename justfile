@@ -7,7 +7,7 @@ lint_imports := if path_exists(".venv/bin/lint-imports") == "true" { ".venv/bin/
 
 # List the recipes
 default:
-    @just --list
+    @{{just_executable()}} --list
 
 # Create .venv and install the hub with its dev tools
 install:

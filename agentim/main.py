@@ -13,7 +13,7 @@ from typing import Final
 
 import trio
 
-from agentim import embedded
+from agentim import embedded, logs
 from agentim.actions.agents import mark_process_agents_offline, reset_stale_agents
 from agentim.actions.permissions import expire_permission
 from agentim.actions.reclaim import run_heartbeat, stop_beating
@@ -48,6 +48,8 @@ from agentim.ws.gateway_session import install_controls as install_gateway_contr
 from agentim.ws.listener import Listener
 
 log = logging.getLogger("Server")
+
+ANY_ADDRESS: Final = ("0.0.0.0", "::", "")  # HOST values that bind every interface
 
 # Shutdown's first step: a gateway's close takes at most ws/session's CLOSE_GRACE_S plus
 # CLEANUP_GRACE_S (2 s + 2 s) and the completions' round trip through Redis a few ms; the whole
@@ -241,6 +243,8 @@ async def _close_sessions(services: Services) -> None:
 
 def _announce(settings: Settings, urls: list[str]) -> None:
     port = urls[0].rsplit(":", 1)[1] if urls else str(settings.port)
-    line = f"AgentIM server running at http://{settings.host}:{port}"
-    print(line, flush=True)
+    host = "localhost" if settings.host in ANY_ADDRESS else settings.host  # a URL one can open
+    line = f"AgentIM server running at http://{host}:{port}"
+    if not logs.is_pretty():  # readable log lines already show it once
+        print(line, flush=True)
     log.info(line)
