@@ -76,24 +76,23 @@ class Hub:
             BARRIER: _barrier_reached,
         }
         self.closing = False
-        self.conversations: trio.Nursery | None = None
+        self.nursery: trio.Nursery | None = None  # the hub's timers and background tasks
         self._timers: dict[Hashable, trio.CancelScope] = {}
         self._background: set[str] = set()
         self._keepalive: dict[float, dict[str, KeepAlive]] = {}  # interval → sessions
-        self.delivered = 0
         self.flusher = Flusher()
         self._barriers: dict[str, trio.Event] = {}  # token → set when its marker is delivered
 
     async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the nursery of conversations, timers and background tasks until cancelled."""
+        """Own the nursery of the hub's timers and background tasks until cancelled."""
         try:
             async with trio.open_nursery() as nursery:
-                self.conversations = nursery
+                self.nursery = nursery
                 nursery.start_soon(self.flusher.run)
                 task_status.started(self)
                 await trio.sleep_forever()
         finally:
-            self.conversations = None  # stopping: timers and background tasks are not started
+            self.nursery = None  # stopping: timers and background tasks are not started
 
     # registry -------------------------------------------------------------------------------
     def track(self, session: LiveSession) -> None:
@@ -160,12 +159,6 @@ class Hub:
         found = self.by_user.get(user_id, {}).values()
         return [s for s in found if kind is None or s.kind == kind]
 
-    def online_users(self) -> int:
-        """Users with a client socket on this process."""
-        return sum(
-            1 for found in self.by_user.values() if any(s.kind == CLIENT for s in found.values())
-        )
-
     # fan-out --------------------------------------------------------------------------------
     def deliver(self, event: Event) -> None:
         """Queue the event's frame on each local recipient; never awaits."""
@@ -181,7 +174,6 @@ class Hub:
             if session.id == exclude or (key is not None and session.is_repeat(key, frame)):
                 continue
             session.send_nowait(frame, droppable=droppable)
-        self.delivered += len(recipients)
 
     def _recipients(self, event: Event) -> list[LiveSession]:
         if event.target is Target.ROOM:
@@ -278,12 +270,12 @@ class Hub:
     def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
         """Start a task in the hub's nursery; False once it is stopping (closed to new tasks,
         which sockets closing at shutdown can still run into)."""
-        if self.conversations is None:
+        if self.nursery is None:
             return False
         try:
-            self.conversations.start_soon(fn, *args)
+            self.nursery.start_soon(fn, *args)
         except RuntimeError:  # "Nursery is closed to new arrivals"
-            self.conversations = None
+            self.nursery = None
             return False
         return True
 
