@@ -3,10 +3,11 @@
 set dotenv-load := false
 
 python := if path_exists(".venv/bin/python") == "true" { ".venv/bin/python" } else { "python3" }
+lint_imports := if path_exists(".venv/bin/lint-imports") == "true" { ".venv/bin/lint-imports" } else { "lint-imports" }
 
 # List the recipes
 default:
-    @just --list
+    @{{just_executable()}} --list
 
 # Create .venv and install the hub with its dev tools
 install:
@@ -26,11 +27,12 @@ dev:
 test *args:
     {{python}} -m pytest -q {{args}}
 
-# Lint: ruff (incl. ASYNC rules), formatting check, flake8-async
+# Lint: ruff (incl. ASYNC rules), formatting check, flake8-async, the layer contracts
 lint:
     {{python}} -m ruff check agentim tests bench scripts
     {{python}} -m ruff format --check agentim tests bench scripts
     {{python}} -m flake8 --select=ASYNC --disable=ASYNC9,ASYNC127 agentim
+    {{lint_imports}} --no-cache
 
 # Format the code
 fmt:

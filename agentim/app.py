@@ -60,6 +60,5 @@ def create_app(services: Services) -> QuartTrio:
     pipeline.install(app)
     for blueprint in BLUEPRINTS:
         app.register_blueprint(blueprint)
-    if services.settings.web_dir is not None:
-        static.install(app, services.settings.web_dir)
+    static.install(app, services.settings.web_dir)  # the web client, else the landing page
     return app

@@ -1,4 +1,4 @@
-"""Command line: serve | migrate | check-config | healthcheck | import-agentim | --version.
+"""Command line: serve | migrate | check-config | healthcheck | import-agentim | --version | --help.
 
 The one place that reads os.environ and .env; everything below gets a frozen Settings.
 """
@@ -36,7 +36,7 @@ def read_env(env_file: str | None) -> dict[str, str]:
 
 def load_settings(env: Mapping[str, str]) -> Settings:
     settings = Settings.from_env(env)
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, log_format=env.get("LOG_FORMAT"))
     return settings
 
 
@@ -75,6 +75,8 @@ def cmd_check_config(settings: Settings) -> int:
         print(f"Error: {text}", file=sys.stderr)
     if not found:
         print(f"Configuration OK ({settings.env})")
+    if settings.admin_password is None:  # allowed (api.md §4.11), but worth saying
+        print("Note: ADMIN_PASSWORD is unset: no admin user is seeded")
     return 1 if found and (settings.is_production or any("REDIS_URL" in t for t in found)) else 0
 
 
@@ -99,19 +101,44 @@ COMMANDS = {
 EXTRA_COMMANDS = {"import-agentim"}
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="agentim", description="AgentIM hub server")
+COMMAND_HELP = {
+    "serve": "run the hub until SIGTERM or Ctrl-C (the default)",
+    "migrate": "apply the database migrations, then exit",
+    "check-config": "print every configuration problem; exit 1 if any",
+    "healthcheck": "exit 0 if /api/health on 127.0.0.1:PORT answers ok (container check)",
+    "import-agentim": "copy an AgentIM database (--from URL, --uploads DIR) into this hub's",
+}
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The command line; a bad one exits 2 with argparse's usage and message."""
+    width = max(map(len, COMMAND_HELP))
+    parser = argparse.ArgumentParser(
+        prog="agentim", description="AgentIM hub server",
+        epilog="commands:\n" + "\n".join(
+            f"  {name:<{width}}  {text}" for name, text in COMMAND_HELP.items()
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"agentim {__version__}")
     parser.add_argument("--env-file", help="read variables from this file (default: ./.env)")
     parser.add_argument(
-        "command", choices=sorted({*COMMANDS, *EXTRA_COMMANDS}), nargs="?", default="serve"
-    )
+        "command", choices=sorted({*COMMANDS, *EXTRA_COMMANDS}), nargs="?", default="serve",
+        metavar="COMMAND", help="one of the commands below (default: serve)",
+    )  # fmt: skip
     add_import_options(parser)
     args = parser.parse_args(argv)
+    if args.env_file is not None and not Path(args.env_file).is_file():
+        parser.error(f"--env-file {args.env_file}: no such file")
     if args.command != "import-agentim" and args.source_url is not None:
         parser.error("--from is an option of import-agentim")
     if args.command == "import-agentim" and args.source_url is None:
         parser.error("import-agentim needs --from <AgentIM database URL>")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
     env = read_env(args.env_file)
     settings = load_settings(env)
     try:

@@ -1,4 +1,5 @@
-"""JSON-lines logging: {time, level (numeric, pino scale), name, msg, ...extra}.
+"""JSON-lines logging: {time, level (numeric, pino scale), name, msg, ...extra}; readable
+coloured lines instead on a developer's terminal (LOG_FORMAT chooses: json | pretty).
 
 Levels: 10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal (the seed guide's scale).
 A connection that keeps sending bad input logs its first warnings, not every one (LogBudget).
@@ -126,14 +127,84 @@ class BudgetFilter(logging.Filter):
         return budget is None or budget.admit(record)
 
 
-def configure(level_name: str, *, stream: Any = None) -> None:
-    """Install the JSON formatter on the root logger at LOG_LEVEL."""
-    handler = logging.StreamHandler(stream or sys.stdout)
-    handler.setFormatter(JsonFormatter())
+LOG_FORMATS: Final = ("json", "pretty")
+_LEVEL_STYLES: Final = {  # pino level → (label, ANSI colour)
+    10: ("TRACE", "2"),
+    20: ("DEBUG", "2"),
+    30: ("INFO", "36"),
+    40: ("WARN", "33"),
+    50: ("ERROR", "31"),
+    60: ("FATAL", "1;31"),
+}
+
+
+def choose_format(requested: str | None, stream: Any) -> str:
+    """LOG_FORMAT when it names a format; otherwise pretty on a terminal, JSON lines elsewhere."""
+    value = (requested or "").strip().lower()
+    if value in LOG_FORMATS:
+        return value
+    return "pretty" if _is_terminal(stream) else "json"
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except (OSError, ValueError):  # a closed stream
+        return False
+
+
+class PrettyFormatter(logging.Formatter):
+    """One readable line per record for a developer's terminal: time, level, name, message,
+    then the extras as key=value (secrets redacted, as in JSON)."""
+
+    def __init__(self, *, colour: bool) -> None:
+        super().__init__()
+        self.colour = colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        label, code = _LEVEL_STYLES[pino_level(record.levelno)]
+        stamp = datetime.fromtimestamp(record.created).strftime("%H:%M:%S")
+        extras = " ".join(
+            f"{key}={'[redacted]' if key in _SECRET_KEYS else value}"
+            for key, value in record.__dict__.items()
+            if key not in _STANDARD_ATTRS and not key.startswith("_")
+        )
+        line = f"{stamp} {self._paint(f'{label:<5}', code)} {self._paint(record.name, '2')} "
+        line += record.getMessage() + (f" {self._paint(extras, '2')}" if extras else "")
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+    def _paint(self, text: str, code: str) -> str:
+        return f"\x1b[{code}m{text}\x1b[0m" if self.colour else text
+
+
+class LibraryFilter(logging.Filter):
+    """Libraries log under their module names (lower case: `redis.asyncio.connection`,
+    `hypercorn.error`); ours are capitalised contexts (`Auth`, `DB`). Library records below
+    WARNING are dropped whatever LOG_LEVEL says, so debug logs show the hub, not its clients."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name[:1].islower()
+
+
+def configure(level_name: str, *, stream: Any = None, log_format: str | None = None) -> str:
+    """Install the formatter on the root logger at LOG_LEVEL; returns the format chosen
+    (`log_format` is LOG_FORMAT: json, pretty, or unset for "pretty on a terminal")."""
+    out = stream or sys.stdout
+    chosen = choose_format(log_format, out)
+    handler = logging.StreamHandler(out)
+    if chosen == "pretty":
+        handler.setFormatter(PrettyFormatter(colour=_is_terminal(out)))
+    else:
+        handler.setFormatter(JsonFormatter())
     handler.addFilter(BudgetFilter())
+    handler.addFilter(LibraryFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     set_level(level_name)
+    return chosen
 
 
 def set_level(level_name: str) -> None:
@@ -152,3 +223,8 @@ def set_level(level_name: str) -> None:
         "quart.serving",
     ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def is_pretty() -> bool:
+    """Whether the root logger writes readable lines (so a plain banner would repeat them)."""
+    return any(isinstance(h.formatter, PrettyFormatter) for h in logging.getLogger().handlers)

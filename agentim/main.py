@@ -27,7 +27,6 @@ from agentim.auth.tokens import TokenService
 from agentim.devsecrets import ensure_dev_secrets, ensure_vapid_keys
 from agentim.errors import ErrorCode
 from agentim.http.health import rss_bytes
-from agentim.http.ratelimit import RateLimiter
 from agentim.jobs import (
     run_audit_cleanup,
     run_gateway_cleanup,
@@ -38,6 +37,7 @@ from agentim.jobs import (
 from agentim.metrics import Metrics
 from agentim.routing.hub import Hub
 from agentim.routing.permissions import PermissionBroker
+from agentim.routing.ratelimit import RateLimiter
 from agentim.services import Services
 from agentim.settings import DEFAULT_JWT_SECRET, Settings, problems, storage_problem
 from agentim.store.blobs import BlobStore, LocalBlobStore
@@ -52,6 +52,8 @@ from agentim.ws.gateway_session import install_controls as install_gateway_contr
 from agentim.ws.listener import Listener
 
 log = logging.getLogger("Server")
+
+ANY_ADDRESS: Final = ("0.0.0.0", "::", "")  # HOST values that bind every interface
 
 # Shutdown's first step: a gateway's close takes at most ws/session's CLOSE_GRACE_S plus
 # CLEANUP_GRACE_S (2 s + 2 s) and the completions' round trip through Redis a few ms; the whole
@@ -295,6 +297,8 @@ async def _close_sessions(services: Services) -> None:
 
 def _announce(settings: Settings, urls: list[str]) -> None:
     port = urls[0].rsplit(":", 1)[1] if urls else str(settings.port)
-    line = f"AgentIM server running at http://{settings.host}:{port}"
-    print(line, flush=True)
+    host = "localhost" if settings.host in ANY_ADDRESS else settings.host  # a URL one can open
+    line = f"AgentIM server running at http://{host}:{port}"
+    if not logs.is_pretty():  # readable log lines already show it once
+        print(line, flush=True)
     log.info(line)

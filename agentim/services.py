@@ -8,11 +8,11 @@ import attrs
 
 from agentim.auth.passwords import PasswordHasher
 from agentim.auth.tokens import TokenService
-from agentim.http.ratelimit import RateLimiter
 from agentim.metrics import Metrics
 from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
 from agentim.routing.live_settings import LiveSettings
+from agentim.routing.ratelimit import RateLimiter
 from agentim.routing.relay_requests import RelayState
 from agentim.routing.webpush import PushQueue
 from agentim.settings import Settings
@@ -31,7 +31,7 @@ class Services:
     hub: Hub
     passwords: PasswordHasher
     tokens: TokenService
-    limiter: RateLimiter
+    limiter: RateLimiter  # every windowed rate limit: HTTP, WebSocket, routing
     metrics: Metrics
     blobs: BlobStore  # uploaded bytes: UPLOAD_DIR or an S3 bucket (STORAGE_PROVIDER)
     embedded_db: bool = False

@@ -90,3 +90,43 @@ def test_a_log_budget_starts_again_each_minute() -> None:
     record.created = budget.window_start + logs.BUDGET_WINDOW_S
     assert [budget.admit(record) for _ in range(3)] == [True, True, False]
     assert budget.suppressed == 2
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_format_is_pretty_on_a_terminal_and_json_elsewhere() -> None:
+    assert logs.choose_format(None, io.StringIO()) == "json"  # piped, or a file
+    assert logs.choose_format("", _Terminal()) == "pretty"
+    assert logs.choose_format("json", _Terminal()) == "json"  # LOG_FORMAT forces either
+    assert logs.choose_format(" Pretty ", io.StringIO()) == "pretty"
+    assert logs.choose_format("xml", io.StringIO()) == "json"  # unknown: the default rule
+
+
+def test_pretty_lines_are_readable_coloured_and_redacted() -> None:
+    stream = _Terminal()
+    assert logs.configure("info", stream=stream) == "pretty"
+    logging.getLogger("Auth").warning("Login failed for %s", "bob", extra={"password": "x"})
+    line = stream.getvalue().rstrip("\n")
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d \x1b\[33mWARN \x1b\[0m \x1b\[2mAuth\x1b\[0m Login failed for bob "
+        r"\x1b\[2mpassword=\[redacted\]\x1b\[0m",
+        line,
+    ), line
+    plain = io.StringIO()
+    logs.configure("info", stream=plain, log_format="pretty")  # forced, but not a terminal
+    logging.getLogger("DB").info("ready")
+    assert re.fullmatch(r"\d\d:\d\d:\d\d INFO  DB ready\n", plain.getvalue())
+
+
+def test_library_chatter_stays_below_the_hub_at_debug() -> None:
+    stream = io.StringIO()
+    logs.configure("trace", stream=stream)
+    logging.getLogger("redis.asyncio.connection").debug("MAINT_NOTIFICATIONS handshake")
+    logging.getLogger("trio_asyncio._base").info("loop started")
+    logging.getLogger("redis.asyncio.client").warning("connection lost")
+    logging.getLogger("DB").debug("pool ready")
+    names = [(json.loads(x)["name"], json.loads(x)["msg"]) for x in stream.getvalue().splitlines()]
+    assert names == [("redis.asyncio.client", "connection lost"), ("DB", "pool ready")]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agentim.protocol.events import Target, frame_event
+from agentim.protocol.gateway import stop_agent
 from agentim.services import Services
 from agentim.store.membership import has_member_row
 
@@ -15,6 +16,5 @@ async def stop_generation(services: Services, *, room_id: str, agent_id: str) ->
     """
     if not await has_member_row(services.db, room_id, agent_id):
         return False
-    message = {"type": "server:stop_agent", "agentId": agent_id}
-    await services.events.publish(frame_event(Target.AGENT, agent_id, message))
+    await services.events.publish(frame_event(Target.AGENT, agent_id, stop_agent(agent_id)))
     return True

@@ -215,19 +215,13 @@ async def _chain_targets(
 
 async def _rate_limited(services: Services, agent_id: str, config: RouterConfig | None) -> bool:
     """Count the reply in `ws:agent_rate:<agentId>`; per process while Redis is down (D16)."""
-    settings, fallback = services.live.current, services.conversations.fallback
+    settings = services.live.current
     window = config.rate_limit_window if config else settings.agent_rate_limit_window
     limit = config.rate_limit_max if config else settings.agent_rate_limit_max
-    key = f"ws:agent_rate:{agent_id}"
-    try:
-        count, _ = await services.kv.incr_window(key, window)
-        fallback.counters_in_use = False
-    except KvUnavailable as exc:
-        if not fallback.counters_in_use:
-            log.warning("Redis unavailable for agent rate limiting, counting per process: %s", exc)
-            fallback.counters_in_use = True
-        count = fallback.counters.hit(key, window)
-    return over_rate_limit(count, limit)
+    counted = await services.limiter.count(
+        f"ws:agent_rate:{agent_id}", window, what="agent rate limiting"
+    )
+    return over_rate_limit(counted.count, limit)
 
 
 class VisitedCheck:

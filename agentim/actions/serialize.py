@@ -1,4 +1,4 @@
-"""Rows → wire objects for rooms, members and messages (api.md §15.3-15.5, realtime.md §2.1).
+"""Rows → wire objects for rooms, members, messages, agents (api.md §15.3-15.6, realtime.md §2.1).
 
 Shared by http/ (reads) and actions/ (event payloads), so REST and WebSocket shapes never drift.
 Key order follows the reference's column order; absent computed keys stay absent (api.md §0.2).
@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
+
+from agentim.protocol.gateway import json_value
+from agentim.store.agents import json_list
 
 Row = Mapping[str, Any]
 
@@ -188,3 +191,39 @@ def edit_json(row: Row) -> dict[str, Any]:
         "previousContent": row["previous_content"],
         "editedAt": row["edited_at"],
     }
+
+
+def agent_json(row: Row) -> dict[str, Any]:
+    """The enriched agent (api.md §9, §15.6); absent computed keys stay absent."""
+    agent: dict[str, Any] = {
+        "id": row["id"], "name": row["name"], "type": row["type"], "status": row["status"],
+        "visibility": row["visibility"], "visibilityList": json_list(row["visibility_list"]),
+        "gatewayId": row["gateway_id"], "workingDirectory": row["working_directory"],
+    }  # fmt: skip
+    capabilities = _parsed(row["capabilities"])
+    if capabilities is not None:
+        agent["capabilities"] = capabilities
+    agent["connectionType"] = row["connection_type"]
+    for key, value in (
+        ("slashCommands", json_value(row["slash_commands"])),
+        ("mcpServers", json_value(row["mcp_servers"])),
+        ("model", row["model"]),
+    ):
+        if value is not None:
+            agent[key] = value
+    agent.update(
+        lastSeenAt=row["last_seen_at"], createdAt=row["created_at"], updatedAt=row["updated_at"],
+    )  # fmt: skip
+    if row["gw_id"] is not None:
+        agent["deviceInfo"] = {
+            "hostname": row["hostname"] or "", "platform": row["platform"] or "",
+            "arch": row["arch"] or "", "nodeVersion": row["node_version"] or "",
+        }  # fmt: skip
+    return agent
+
+
+def _parsed(text: str | None) -> Any:
+    try:
+        return json.loads(text) if text is not None else None
+    except ValueError:
+        return None

@@ -9,10 +9,11 @@ from typing import Any, Final, TypeVar, cast
 
 from quart import Response, current_app, g, request
 
-from agentim.auth.revocation import principal_revoked
-from agentim.auth.tokens import Principal, TokenInvalid
+from agentim.auth.access import AccessProblem, AccessRefused, verify_access
+from agentim.auth.tokens import Principal
 from agentim.errors import AgentImError, ValidationFailed, forbidden, unauthorized
 from agentim.protocol.envelope import dumps
+from agentim.protocol.forwarded import client_address
 from agentim.protocol.ids import is_valid_path_id
 from agentim.protocol.storable import UNSTORABLE_TEXT, unstorable_path
 from agentim.services import Services
@@ -69,13 +70,10 @@ def refuse_unstorable(value: Any) -> None:
 def client_ip() -> str:
     """api.md §2.11, with TRUST_PROXY_HOPS: the address `hops` entries from the right."""
     settings = services().live.current
-    if settings.trust_proxy:
-        forwarded = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")]
-        forwarded = [p for p in forwarded if p]
-        if forwarded:
-            return forwarded[max(0, len(forwarded) - settings.trust_proxy_hops)]
-        return request.headers.get("X-Real-IP", "").strip() or "unknown"
-    return request.remote_addr or "unknown"
+    return client_address(
+        request.headers.get("X-Forwarded-For", ""), request.headers.get("X-Real-IP", ""),
+        request.remote_addr, trust_proxy=settings.trust_proxy, hops=settings.trust_proxy_hops,
+    )  # fmt: skip
 
 
 async def authenticate_header() -> Principal:
@@ -83,18 +81,27 @@ async def authenticate_header() -> Principal:
     header = request.headers.get("Authorization", "")
     if not header.startswith("Bearer "):
         raise unauthorized("Unauthorized")
-    svc = services()
     token = header[len("Bearer ") :]
-    try:
-        principal = svc.tokens.verify(token)
-    except TokenInvalid:
-        raise unauthorized("Invalid or expired token") from None
-    if principal.token_type != "access":
-        raise unauthorized("Invalid token type")
-    if await principal_revoked(svc.kv, svc.db, principal, token):
-        raise unauthorized("Token revoked")
+    principal = await authenticate_token(token)
     g.access_token = token  # a logout revokes exactly this token (D23)
     return principal
+
+
+# api.md §2.6: the 401 text for each refusal, on /api and /uploads alike
+UNAUTHORIZED_TEXTS: Final = {
+    AccessProblem.INVALID: "Invalid or expired token",
+    AccessProblem.WRONG_TYPE: "Invalid token type",
+    AccessProblem.REVOKED: "Token revoked",
+}
+
+
+async def authenticate_token(token: str) -> Principal:
+    """The principal of an access token, else 401 with the text of api.md §2.6."""
+    svc = services()
+    try:
+        return await verify_access(svc.tokens, svc.kv, svc.db, token)
+    except AccessRefused as exc:
+        raise unauthorized(UNAUTHORIZED_TEXTS[exc.problem]) from None
 
 
 def principal() -> Principal:

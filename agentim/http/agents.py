@@ -5,19 +5,18 @@ Every route returns the enriched agent object of api.md §15.6 (`ownerName` on t
 
 from __future__ import annotations
 
-import json
 from typing import Any, Final
 
 from quart import Blueprint, Response, request
 
 from agentim.actions import agents, gateways as live_gateways
+from agentim.actions.serialize import agent_json
 from agentim.errors import ValidationFailed, not_found
 from agentim.http._request import check_ids, json_body, ok, principal, require_auth, services
 from agentim.http.docs import documented
 from agentim.http.not_found import add_not_found_routes, authenticated
 from agentim.http.users import page_param
 from agentim.http.validate import Enum, List, Str, fields_of, parse_dict
-from agentim.protocol.gateway import json_value
 from agentim.store import agents as store, gateways
 from agentim.store.db import Row
 
@@ -33,42 +32,6 @@ UPDATE_SCHEMA: Final = {
                 optional=True),
 }  # fmt: skip
 LEGACY_VISIBILITY: Final = {"shared": "all"}  # the old web client's value, still accepted
-
-
-def agent_json(row: Row) -> dict[str, Any]:
-    """The enriched agent (api.md §9, §15.6); absent computed keys stay absent."""
-    agent: dict[str, Any] = {
-        "id": row["id"], "name": row["name"], "type": row["type"], "status": row["status"],
-        "visibility": row["visibility"], "visibilityList": store.json_list(row["visibility_list"]),
-        "gatewayId": row["gateway_id"], "workingDirectory": row["working_directory"],
-    }  # fmt: skip
-    capabilities = _parsed(row["capabilities"])
-    if capabilities is not None:
-        agent["capabilities"] = capabilities
-    agent["connectionType"] = row["connection_type"]
-    for key, value in (
-        ("slashCommands", json_value(row["slash_commands"])),
-        ("mcpServers", json_value(row["mcp_servers"])),
-        ("model", row["model"]),
-    ):
-        if value is not None:
-            agent[key] = value
-    agent.update(
-        lastSeenAt=row["last_seen_at"], createdAt=row["created_at"], updatedAt=row["updated_at"],
-    )  # fmt: skip
-    if row["gw_id"] is not None:
-        agent["deviceInfo"] = {
-            "hostname": row["hostname"] or "", "platform": row["platform"] or "",
-            "arch": row["arch"] or "", "nodeVersion": row["node_version"] or "",
-        }  # fmt: skip
-    return agent
-
-
-def _parsed(text: str | None) -> Any:
-    try:
-        return json.loads(text) if text is not None else None
-    except ValueError:
-        return None
 
 
 def shared_agent_json(row: Row) -> dict[str, Any]:

@@ -16,10 +16,9 @@ from quart import Blueprint, Response, request
 from quart.wrappers.response import ResponseBody
 from werkzeug.exceptions import RequestedRangeNotSatisfiable
 
-from agentim.auth.revocation import principal_revoked
-from agentim.auth.tokens import Principal, TokenInvalid
+from agentim.auth.tokens import Principal
 from agentim.errors import bad_request, forbidden, unauthorized
-from agentim.http._request import services
+from agentim.http._request import authenticate_token, services
 from agentim.http.pipeline import plain_not_found
 from agentim.protocol.filetypes import avatar_owner, is_inline, is_upload_name, served_type
 from agentim.store.blobs import BlobStore
@@ -41,16 +40,7 @@ async def _authenticate() -> Principal:
     token = _credential()
     if token is None:
         raise unauthorized("Unauthorized")
-    svc = services()
-    try:
-        principal = svc.tokens.verify(token)
-    except TokenInvalid:
-        raise unauthorized("Invalid or expired token") from None
-    if principal.token_type != "access":
-        raise unauthorized("Invalid token type")
-    if await principal_revoked(svc.kv, svc.db, principal, token):
-        raise unauthorized("Token revoked")
-    return principal
+    return await authenticate_token(token)
 
 
 async def _may_read(name: str, user_id: str) -> bool | None:

@@ -52,6 +52,11 @@ async def _redis_ok() -> bool:
         return False
 
 
+async def timed_checks() -> tuple[tuple[bool, float], ...]:
+    """(ok, latency ms) of PostgreSQL, Redis and the upload store, each bounded."""
+    return (await _timed(_database_ok), await _timed(_redis_ok), await _timed(_filesystem_ok))
+
+
 async def _filesystem_ok() -> bool:
     """The upload store: UPLOAD_DIR writable, or the S3 bucket answering."""
     return await services().blobs.writable()
@@ -109,11 +114,7 @@ async def may_see_system() -> bool:
 @blueprint.get("/api/health")
 async def health() -> Response:
     svc = services()
-    (db_ok, db_ms), (redis_ok, redis_ms), (fs_ok, _) = (
-        await _timed(_database_ok),
-        await _timed(_redis_ok),
-        await _timed(_filesystem_ok),
-    )
+    (db_ok, db_ms), (redis_ok, redis_ms), (fs_ok, _) = await timed_checks()
     ok = db_ok and redis_ok and fs_ok
     body: dict[str, Any] = {
         "ok": ok,

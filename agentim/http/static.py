@@ -1,4 +1,5 @@
-"""The built web app from WEB_DIR: static files, then the SPA fallback (api.md §16.5)."""
+"""The built web app from WEB_DIR: static files, then the SPA fallback (api.md §16.5); without
+WEB_DIR, our landing page at `/` (http/landing.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Final
 import trio
 from quart import Quart, Response, request, send_file
 
+from agentim.http import landing
 from agentim.http.pipeline import plain_not_found
 
 NO_FALLBACK_PREFIXES: Final = ("/api/", "/ws/", "/uploads/")
@@ -20,7 +22,10 @@ def _resolve(root: Path, path: str) -> Path | None:
     return None
 
 
-def install(app: Quart, web_dir: Path) -> None:
+def install(app: Quart, web_dir: Path | None) -> None:
+    if web_dir is None:
+        landing.install(app)
+        return
     root = web_dir.resolve()
 
     @app.route("/", defaults={"path": ""}, methods=["GET", "HEAD"])

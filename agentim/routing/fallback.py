@@ -1,6 +1,6 @@
 """Per-process routing state used while Redis is unreachable (realtime.md §3.8, DECISIONS D16).
 
-Bounded: at most VISITED_CAPACITY visited sets, and the agent rate counters share the hub's cap.
+Bounded: at most VISITED_CAPACITY visited sets (the agent rate counters are routing/ratelimit's).
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ import logging
 from typing import Final
 
 import attrs
-
-from agentim.routing.hub import WindowCounters
 
 log = logging.getLogger("GatewayHandler")
 
@@ -86,6 +84,4 @@ class RoutingFallback:
     (so each outage is logged once, not once per message)."""
 
     visited: VisitedSets = attrs.Factory(VisitedSets)
-    counters: WindowCounters = attrs.Factory(WindowCounters)  # ws:agent_rate:<agentId>
     visited_in_use: bool = False
-    counters_in_use: bool = False

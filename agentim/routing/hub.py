@@ -8,7 +8,6 @@ fallback) calls it, one event at a time, so every process sees a room's events i
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Any, Final, Protocol
 
@@ -26,7 +25,6 @@ CLIENT: Final = "client"
 GATEWAY: Final = "gateway"
 REVOKED_CLOSE: Final = (1008, "Session revoked")  # realtime.md §1.8
 BARRIER: Final = "barrier"  # control action: a marker a process publishes to itself (barrier)
-FALLBACK_MAX_KEYS: Final = 100_000  # bound on the per-process counters used during an outage
 
 
 class LiveSession(Protocol):
@@ -59,24 +57,6 @@ class KeepAlive(Protocol):
 ControlHandler = Callable[["Hub", Event], None]
 
 
-class WindowCounters:
-    """Fixed-window counters in process memory: the rate limits' fallback while Redis is down."""
-
-    def __init__(self) -> None:
-        self._counts: dict[str, tuple[int, float]] = {}
-        self.in_use = False  # set while Redis is down, so the outage is logged once
-
-    def hit(self, key: str, window_s: float, hits: int = 1) -> int:
-        now = time.monotonic()
-        count, expires = self._counts.get(key, (0, now + window_s))
-        if expires <= now:
-            count, expires = 0, now + window_s
-        if len(self._counts) >= FALLBACK_MAX_KEYS:
-            self._counts = {k: v for k, v in self._counts.items() if v[1] > now}
-        self._counts[key] = (count + hits, expires)
-        return count + hits
-
-
 class Hub:
     def __init__(self) -> None:
         self.process_id = new_id()  # names this process in shared Redis state (presence)
@@ -95,26 +75,24 @@ class Hub:
             "room_removed": _room_removed,
             BARRIER: _barrier_reached,
         }
-        self.fallback_counters = WindowCounters()
         self.closing = False
-        self.conversations: trio.Nursery | None = None
+        self.nursery: trio.Nursery | None = None  # the hub's timers and background tasks
         self._timers: dict[Hashable, trio.CancelScope] = {}
         self._background: set[str] = set()
         self._keepalive: dict[float, dict[str, KeepAlive]] = {}  # interval → sessions
-        self.delivered = 0
         self.flusher = Flusher()
         self._barriers: dict[str, trio.Event] = {}  # token → set when its marker is delivered
 
     async def run(self, *, task_status: trio.TaskStatus[Hub] = trio.TASK_STATUS_IGNORED) -> None:
-        """Own the nursery of conversations, timers and background tasks until cancelled."""
+        """Own the nursery of the hub's timers and background tasks until cancelled."""
         try:
             async with trio.open_nursery() as nursery:
-                self.conversations = nursery
+                self.nursery = nursery
                 nursery.start_soon(self.flusher.run)
                 task_status.started(self)
                 await trio.sleep_forever()
         finally:
-            self.conversations = None  # stopping: timers and background tasks are not started
+            self.nursery = None  # stopping: timers and background tasks are not started
 
     # registry -------------------------------------------------------------------------------
     def track(self, session: LiveSession) -> None:
@@ -181,12 +159,6 @@ class Hub:
         found = self.by_user.get(user_id, {}).values()
         return [s for s in found if kind is None or s.kind == kind]
 
-    def online_users(self) -> int:
-        """Users with a client socket on this process."""
-        return sum(
-            1 for found in self.by_user.values() if any(s.kind == CLIENT for s in found.values())
-        )
-
     # fan-out --------------------------------------------------------------------------------
     def deliver(self, event: Event) -> None:
         """Queue the event's frame on each local recipient; never awaits."""
@@ -202,7 +174,6 @@ class Hub:
             if session.id == exclude or (key is not None and session.is_repeat(key, frame)):
                 continue
             session.send_nowait(frame, droppable=droppable)
-        self.delivered += len(recipients)
 
     def _recipients(self, event: Event) -> list[LiveSession]:
         if event.target is Target.ROOM:
@@ -299,12 +270,12 @@ class Hub:
     def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> bool:
         """Start a task in the hub's nursery; False once it is stopping (closed to new tasks,
         which sockets closing at shutdown can still run into)."""
-        if self.conversations is None:
+        if self.nursery is None:
             return False
         try:
-            self.conversations.start_soon(fn, *args)
+            self.nursery.start_soon(fn, *args)
         except RuntimeError:  # "Nursery is closed to new arrivals"
-            self.conversations = None
+            self.nursery = None
             return False
         return True
 

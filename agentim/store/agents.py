@@ -221,11 +221,6 @@ async def list_room_agents(conn: Conn, room_id: str) -> list[Row]:
     )  # fmt: skip
 
 
-async def get_name(conn: Conn, agent_id: str) -> str | None:
-    name = await conn.fetchval("SELECT name FROM agents WHERE id = $1", agent_id)
-    return str(name) if name is not None else None
-
-
 # realtime.md §4.2 steps 3, 7 and 9 in one round trip (the hot path of every reply): the room
 # membership check, the insert (skipped when the id is taken), and, when it inserted and
 # $8 asks for it, the agent set online; plus the agent's rooms for the status broadcast.

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from agentim.store.db import Conn
+from agentim.store.updates import update_columns
 
 
 def is_router_visible(router: Mapping[str, Any], user_id: str) -> bool:
@@ -113,16 +114,9 @@ async def update_router(
     Returns:
         The updated row, or None when the router no longer exists.
     """
-    unknown = set(changes) - UPDATABLE_COLUMNS
-    if unknown:
-        raise ValueError(f"not updatable: {sorted(unknown)}")
-    columns = list(changes)
-    assignments = [f"{name} = ${i}" for i, name in enumerate(columns, start=3)]
-    return await conn.fetchrow(
-        f"UPDATE routers SET {', '.join(['updated_at = $2', *assignments])} "
-        "WHERE id = $1 RETURNING *",
-        router_id, now, *(changes[name] for name in columns),
-    )  # fmt: skip
+    return await update_columns(
+        conn, "routers", router_id, changes, updatable=UPDATABLE_COLUMNS, now=now
+    )
 
 
 async def delete_router(conn: Conn, router_id: str) -> bool:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from agentim.store.db import Conn, Row
+from agentim.store.updates import update_columns
 
 # The columns an update may set; keys of `changes` are checked against this (no SQL from input).
 UPDATABLE: Final = (
@@ -56,16 +57,7 @@ async def update_task(
     conn: Conn, task_id: str, changes: Mapping[str, Any], *, now: str
 ) -> Row | None:
     """Set the given columns (names from UPDATABLE) and `updated_at`; the updated row."""
-    unknown = set(changes) - set(UPDATABLE)
-    if unknown:
-        raise ValueError(f"not updatable: {sorted(unknown)}")
-    names = list(changes)
-    sets = ", ".join(f"{name} = ${index}" for index, name in enumerate(names, start=3))
-    sets = f"{sets}, updated_at = $2" if sets else "updated_at = $2"
-    return await conn.fetchrow(
-        f"UPDATE tasks SET {sets} WHERE id = $1 RETURNING *",
-        task_id, now, *(changes[name] for name in names),
-    )  # fmt: skip
+    return await update_columns(conn, "tasks", task_id, changes, updatable=UPDATABLE, now=now)
 
 
 async def delete_task(conn: Conn, task_id: str) -> Row | None:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from agentim.store.db import Conn, Row
+from agentim.store.updates import update_columns
 
 # Columns an update may set; the names are interpolated into SQL, so only these are allowed.
 UPDATABLE_COLUMNS: Final = frozenset(
@@ -95,17 +96,8 @@ async def update_user(conn: Conn, user_id: str, changes: Mapping[str, Any], now:
 
     Returns the updated row, or None when the user does not exist.
     """
-    unknown = set(changes) - UPDATABLE_COLUMNS
-    if unknown:
-        raise ValueError(f"not updatable: {sorted(unknown)}")
-    columns = list(changes)
-    assignments = [f"{name} = ${i}" for i, name in enumerate(columns, start=3)]
-    return await conn.fetchrow(
-        f"UPDATE users SET {', '.join(['updated_at = $2', *assignments])} "
-        "WHERE id = $1 RETURNING *",
-        user_id,
-        now,
-        *(changes[name] for name in columns),
+    return await update_columns(
+        conn, "users", user_id, changes, updatable=UPDATABLE_COLUMNS, now=now
     )
 
 

@@ -17,8 +17,8 @@ from agentim.actions import generation, permissions, presence, typing
 from agentim.actions.messages import Draft, Sent, announce, send_one, store_many, withdraw
 from agentim.actions.relays import COMMAND_DENIED
 from agentim.actions.routing import route_user_message
-from agentim.auth.revocation import principal_revoked
-from agentim.auth.tokens import Principal, TokenInvalid, digest
+from agentim.auth.access import AccessProblem, AccessRefused, verify_access
+from agentim.auth.tokens import Principal, digest
 from agentim.errors import AgentImError, ErrorCode
 from agentim.protocol import client as proto
 from agentim.protocol.codec import CLIENT_MAX_COLLECTION, CLIENT_MAX_DEPTH, FrameError, parse_frame
@@ -37,6 +37,12 @@ connections_log = logging.getLogger("Connections")
 
 MAX_AUTH_ATTEMPTS: Final = 5  # per socket, never reset (realtime.md §1.2)
 TOO_MANY_ATTEMPTS: Final = "Too many authentication attempts"
+# realtime.md §1.2.2: the client:auth_result error for each refused token
+AUTH_RESULT_TEXTS: Final = {
+    AccessProblem.INVALID: "Invalid token",
+    AccessProblem.WRONG_TYPE: "Invalid token type",
+    AccessProblem.REVOKED: "Token revoked",
+}
 MEMBERSHIP_CACHE_S: Final = 60  # rm:<userId>:<roomId> (realtime.md §7.4)
 _FRAME_ERRORS: Final = {
     FrameError.INVALID_JSON: (ErrorCode.INVALID_JSON, None),
@@ -116,19 +122,12 @@ class ClientEndpoint:
 
         With Redis down, each process counts alone (D16 overrides the reference's fail-closed).
         """
-        settings, key = self.services.live.current, f"ws:rate:{user_id}"
-        fallback = self.services.hub.fallback_counters
-        try:
-            count, _ = await self.services.kv.incr_window(
-                key, settings.client_rate_limit_window, hits
-            )
-            fallback.in_use = False
-        except KvUnavailable:
-            if not fallback.in_use:
-                log.warning("Redis unavailable for WS rate limiting, using per-process counters")
-                fallback.in_use = True
-            count = fallback.hit(key, settings.client_rate_limit_window, hits)
-        return max(0, min(hits, settings.client_rate_limit_max - (count - hits)))
+        settings = self.services.live.current
+        counted = await self.services.limiter.count(
+            f"ws:rate:{user_id}", settings.client_rate_limit_window, hits=hits,
+            what="WS rate limiting",
+        )  # fmt: skip
+        return max(0, min(hits, settings.client_rate_limit_max - (counted.count - hits)))
 
     async def _send_burst(self, session: Session, burst: list[proto.ClientSendMessage]) -> None:
         """Store and broadcast the messages the rate limit allows; RATE_LIMITED for the rest.
@@ -214,22 +213,14 @@ class ClientEndpoint:
     async def _check(
         self, session: Session, message: proto.ClientAuth
     ) -> tuple[Principal | None, str | None]:
+        svc = self.services
         try:
-            principal = self.services.tokens.verify(message.token)
-        except TokenInvalid:
-            return None, "Invalid token"
-        if principal.token_type != "access":
-            return None, "Invalid token type"
-        try:
-            revoked = await principal_revoked(
-                self.services.kv, self.services.db, principal, message.token
-            )
+            principal = await verify_access(svc.tokens, svc.kv, svc.db, message.token)
+        except AccessRefused as exc:
+            return None, AUTH_RESULT_TEXTS[exc.problem]
         except DbError as exc:  # neither Redis nor PostgreSQL answered: refuse (D23)
-            log.warning("Client auth failed checking revocation of user %s: %s",
-                        principal.user_id, exc)  # fmt: skip
+            log.warning("Client auth failed checking token revocation: %s", exc)
             return None, "Invalid token"
-        if revoked:
-            return None, "Token revoked"
         if not proto.supported_version(message.protocol_version):  # 631a1ad checks it here
             return None, proto.VERSION_CLOSE[1]
         if session.user_id == principal.user_id:

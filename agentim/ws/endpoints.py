@@ -12,6 +12,7 @@ from typing import Final
 import trio
 
 from agentim.logs import log_budget
+from agentim.protocol.forwarded import client_address
 from agentim.services import Services
 from agentim.settings import Settings
 from agentim.ws import transport
@@ -35,17 +36,18 @@ TOO_MANY_UPGRADES: Final = (
 
 
 def client_ip(head: RequestHead, stream: trio.SocketStream, settings: Settings) -> str:
-    """As http/_request.client_ip: X-Forwarded-For (hops from the right) behind a proxy."""
-    if settings.trust_proxy:
-        forwarded = [p.strip() for p in head.headers.get("x-forwarded-for", "").split(",")]
-        forwarded = [p for p in forwarded if p]
-        if forwarded:
-            return forwarded[max(0, len(forwarded) - settings.trust_proxy_hops)]
-        return head.headers.get("x-real-ip", "").strip() or "unknown"
+    """As http/_request.client_ip, from the upgrade request's head and socket."""
+    return client_address(
+        head.headers.get("x-forwarded-for", ""), head.headers.get("x-real-ip", ""),
+        _peer(stream), trust_proxy=settings.trust_proxy, hops=settings.trust_proxy_hops,
+    )  # fmt: skip
+
+
+def _peer(stream: trio.SocketStream) -> str | None:
     try:
         return str(stream.socket.getpeername()[0])
     except (OSError, AttributeError, IndexError):
-        return "unknown"
+        return None
 
 
 def session_limits(settings: Settings) -> SessionLimits:

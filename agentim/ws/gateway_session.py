@@ -20,8 +20,8 @@ from agentim.actions import agents, busy, permissions
 from agentim.actions.agents import Registration
 from agentim.actions.routing import route_agent_message
 from agentim.actions.tasks import apply_gateway_task_update
-from agentim.auth.revocation import principal_revoked
-from agentim.auth.tokens import Principal, TokenInvalid, digest
+from agentim.auth.access import AccessProblem, AccessRefused, verify_access
+from agentim.auth.tokens import Principal, digest
 from agentim.errors import ErrorCode
 from agentim.protocol import gateway as proto
 from agentim.protocol.client import (
@@ -54,6 +54,12 @@ REPAIRED_LOG: Final = "Gateway sent text PostgreSQL cannot store in %s for agent
 REPAIRED_TYPES: Final = frozenset({"gateway:message_chunk", "gateway:message_complete",
                                    "gateway:terminal_data"})  # fmt: skip
 AUTH_FAILED: Final = "Authentication failed"
+# realtime.md §1.2.3: the gateway:auth_result error for each refused token
+AUTH_RESULT_TEXTS: Final = {
+    AccessProblem.INVALID: AUTH_FAILED,
+    AccessProblem.WRONG_TYPE: "Invalid token type",
+    AccessProblem.REVOKED: "Token revoked",
+}
 NOT_AUTHENTICATED_CLOSE: Final = (1008, "Not authenticated")
 _FRAME_LOGS: Final = {
     FrameError.INVALID_JSON: "Gateway sent invalid JSON, dropping message",
@@ -177,22 +183,16 @@ class GatewayEndpoint:
     async def _check(
         self, session: Session, message: proto.GatewayAuth
     ) -> tuple[Principal | None, str | None]:
+        svc = self.services
         try:
-            principal = self.services.tokens.verify(message.token)
-        except TokenInvalid as exc:
-            log.warning("Gateway auth failed: %s", exc)  # the peer's mistake: not an error
-            return None, AUTH_FAILED
-        if principal.token_type != "access":
-            return None, "Invalid token type"
-        try:
-            revoked = await principal_revoked(
-                self.services.kv, self.services.db, principal, message.token
-            )
+            principal = await verify_access(svc.tokens, svc.kv, svc.db, message.token)
+        except AccessRefused as exc:
+            if exc.problem is AccessProblem.INVALID:
+                log.warning("Gateway auth failed: %s", exc)  # the peer's mistake: not an error
+            return None, AUTH_RESULT_TEXTS[exc.problem]
         except DbError as exc:  # neither Redis nor PostgreSQL answered: refuse (D23)
             log.error("Gateway auth failed: %s", exc)
             return None, AUTH_FAILED
-        if revoked:
-            return None, "Token revoked"
         if not supported_version(message.protocol_version):  # before any row is written
             return None, VERSION_CLOSE[1]
         try:

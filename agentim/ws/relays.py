@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Final, Protocol
 
 from agentim.actions import relays
-from agentim.http.agents import agent_json
+from agentim.actions.serialize import agent_json
 from agentim.protocol import relays as proto
 from agentim.services import Services
 from agentim.store import agents as agent_rows

@@ -16,7 +16,6 @@ import attrs
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, RejectConnection, Request
-from wsproto.frame_protocol import CloseReason
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from agentim.protocol.wsframes import (
@@ -383,10 +382,3 @@ def _reject(ws: WSConnection) -> bytes:
         return ws.send(RejectConnection(status_code=400))
     except LocalProtocolError:
         return b"HTTP/1.1 400 Bad Request\r\nconnection: close\r\ncontent-length: 0\r\n\r\n"
-
-
-def close_reason_text(code: int) -> str:
-    try:
-        return CloseReason(code).name
-    except ValueError:
-        return str(code)

@@ -74,6 +74,23 @@ def test_check_config_passes_a_good_configuration(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
 
 
+def test_check_config_and_readme_agree_on_an_unset_admin_password(tmp_path: Path) -> None:
+    """README: a weak ADMIN_PASSWORD is refused in production, an unset one is allowed (api.md
+    §4.11: no admin is seeded) and check-config says so."""
+    good = {**PROD, "DATABASE_URL": "postgresql://db/x", "REDIS_URL": "redis://r:6379"}
+    unset = run_cli(["check-config"], base_env(**{**good, "ADMIN_PASSWORD": ""}), tmp_path)
+    assert unset.returncode == 0, unset.stderr
+    assert unset.stdout.splitlines() == [
+        "Configuration OK (production)",
+        "Note: ADMIN_PASSWORD is unset: no admin user is seeded",
+    ]
+    weak = run_cli(["check-config"], base_env(**{**good, "ADMIN_PASSWORD": "weakpass"}), tmp_path)
+    assert weak.returncode == 1
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert "with a weak `ADMIN_PASSWORD`" in readme
+    assert "An unset `ADMIN_PASSWORD` is allowed" in readme
+
+
 def test_unwritable_upload_dir_is_fatal(tmp_path: Path, database_url: str, redis_url: str) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")

@@ -87,7 +87,7 @@ async def test_chat_survives_a_redis_outage(
                 await a.send({"type": "client:leave_room", "roomId": "x"})
             await a.send({"type": "client:leave_room", "roomId": "x"})
             assert (await a.receive_type("server:error"))["code"] == "RATE_LIMITED"
-        assert "Redis unavailable for WS rate limiting, using per-process counters" in caplog.text
+        assert "Redis unavailable for WS rate limiting, counting per process" in caplog.text
         proxy.down = False
         with trio.fail_after(30):
             while True:  # the subscriber resubscribes within a second or so

@@ -33,8 +33,8 @@ async def test_timers_asked_for_while_the_hub_stops_are_refused_quietly() -> Non
 
     hub = Hub()
     async with trio.open_nursery() as closing:
-        hub.conversations = closing
+        hub.nursery = closing
     hub.start_timer("late", 1, never, "late")  # the nursery is closed to new tasks
     hub.ensure_background("late-task", never, "late")
     assert not hub.cancel_timer("late")
-    assert hub.conversations is None
+    assert hub.nursery is None

@@ -71,7 +71,7 @@ LIMITS = SessionLimits(auth_timeout_s=10.0, ping_interval_s=30.0, outbox_frames=
 
 
 async def _open(nursery: trio.Nursery, hub: Hub, endpoint: EchoEndpoint) -> FakePeer:
-    if hub.conversations is None:
+    if hub.nursery is None:
         await nursery.start(hub.run)  # the keep-alive ticker runs in the hub's nursery
     server_stream, client_stream = trio.testing.memory_stream_pair()
     peer = FakePeer(client_stream)
