@@ -15,6 +15,7 @@ from agentim.http import (
     pipeline,
     rooms,
     routers,
+    service_agents,  # head-gap A3
     spawn,
     static,
     tasks,
@@ -38,6 +39,7 @@ BLUEPRINTS = (
     agents.blueprint,
     uploads.blueprint,
     files.blueprint,
+    service_agents.blueprint,  # head-gap A3
 )
 
 

@@ -13,6 +13,7 @@ from agentim.metrics import Metrics
 from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
 from agentim.routing.relay_requests import RelayState
+from agentim.routing.service_runs import ServiceRuns
 from agentim.settings import Settings
 from agentim.store.db import Database
 from agentim.store.kv import Kv
@@ -35,3 +36,4 @@ class Services:
     started_at: float = attrs.field(factory=time.monotonic)
     conversations: Conversations = attrs.field(factory=Conversations)  # started by main
     relays: RelayState = attrs.field(factory=RelayState)  # client ↔ gateway relays, this process
+    service_runs: ServiceRuns = attrs.field(factory=ServiceRuns)  # service-agent replies (main)

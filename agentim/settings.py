@@ -186,6 +186,8 @@ class Settings:
     max_gateway_frame_bytes: int = 11 * 1024 * 1024  # D20
     max_agent_message_bytes: int = 10 * 1024 * 1024  # D20, the seed's 10MB
     max_message_length: int = 100_000  # D20, user content in UTF-16 units
+    # --- service agents (head-gap A3) ---
+    service_agent_timeout_s: float = 120.0  # one reply, from the provider call to its last chunk
 
     @property
     def is_production(self) -> bool:
@@ -310,6 +312,11 @@ class Settings:
                 env.get("MAX_AGENT_MESSAGE_BYTES"), 10485760, 1024, 256 * 1024 * 1024
             ),
             max_message_length=parse_js_int(env.get("MAX_MESSAGE_LENGTH"), 100000, 1, 10_000_000),
+            # --- service agents (head-gap A3) ---
+            service_agent_timeout_s=parse_js_int(
+                env.get("SERVICE_AGENT_TIMEOUT_MS"), 120000, 1000, 3600000
+            )
+            / 1000,
         )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agentim.actions import service_agents
 from agentim.protocol.events import Target, frame_event
 from agentim.services import Services
 from agentim.store.membership import has_member_row
@@ -15,6 +16,9 @@ async def stop_generation(services: Services, *, room_id: str, agent_id: str) ->
     """
     if not await has_member_row(services.db, room_id, agent_id):
         return False
+    if await service_agents.is_service_agent(services, agent_id):  # head-gap A3
+        await service_agents.stop(services, room_id=room_id, agent_id=agent_id)
+        return True
     message = {"type": "server:stop_agent", "agentId": agent_id}
     await services.events.publish(frame_event(Target.AGENT, agent_id, message))
     return True

@@ -277,8 +277,12 @@ async def insert_agent_message(
 
 
 async def list_not_offline(conn: Conn) -> list[str]:
-    """Agents whose status says a gateway holds them (D14's start-up check)."""
-    rows = await conn.fetch("SELECT id FROM agents WHERE status <> 'offline'")
+    """Agents whose status says a gateway holds them (D14's start-up check); service agents,
+    which no gateway holds, are left out."""
+    rows = await conn.fetch(
+        "SELECT id FROM agents a WHERE status <> 'offline' "
+        "AND NOT EXISTS (SELECT 1 FROM service_agents s WHERE s.id = a.id)"
+    )
     return [row["id"] for row in rows]
 
 

@@ -1,0 +1,79 @@
+"""A real local OpenAI-compatible provider for service-agent tests: a trio TCP server on
+loopback answering `POST …/chat/completions` with a server-sent-event stream and
+`GET …/models` with a model list. Each answer is whatever the test set: the deltas, a delay
+between them, or an error status. Every request is recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from typing import Any
+
+import attrs
+import trio
+
+from tests.routing.fake_llm import Recorded, _read_request
+
+
+@attrs.define
+class FakeProvider:
+    port: int = 0
+    requests: list[Recorded] = attrs.Factory(list)
+    deltas: list[str] = attrs.Factory(lambda: ["Hello", " from", " the", " provider"])
+    delay_s: float = 0.0  # between deltas
+    status: int = 200  # non-200: answer with an error body instead of a stream
+    error_body: str = '{"error":{"message":"model overloaded","type":"server_error"}}'
+    closed: trio.Event = attrs.Factory(trio.Event)  # set when a stream's client went away
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    async def handle(self, stream: trio.SocketStream) -> None:
+        async with stream:
+            request = await _read_request(stream)
+            if request is None:
+                return
+            self.requests.append(request)
+            try:
+                await self._answer(stream, request)
+            except trio.BrokenResourceError:
+                self.closed.set()
+
+    async def _answer(self, stream: trio.SocketStream, request: Recorded) -> None:
+        if request.method == "GET" and request.path.endswith("/models"):
+            await _send(stream, 200, "application/json", b'{"object":"list","data":[]}')
+            return
+        if self.status != 200:
+            await _send(stream, self.status, "application/json", self.error_body.encode())
+            return
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                              b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n")  # fmt: skip
+        for delta in self.deltas:
+            await trio.sleep(self.delay_s)
+            await stream.send_all(b"data: " + json.dumps(_chunk(delta)).encode() + b"\n\n")
+        await stream.send_all(b"data: [DONE]\n\n")
+
+
+def _chunk(delta: str) -> dict[str, Any]:
+    return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "fake",
+            "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]}  # fmt: skip
+
+
+async def _send(stream: trio.SocketStream, status: int, kind: str, body: bytes) -> None:
+    head = (f"HTTP/1.1 {status} X\r\nContent-Type: {kind}\r\nContent-Length: {len(body)}\r\n"
+            "Connection: close\r\n\r\n")  # fmt: skip
+    await stream.send_all(head.encode() + body)
+
+
+@asynccontextmanager
+async def running_provider(**fields: Any) -> AsyncIterator[FakeProvider]:
+    fake = FakeProvider(**fields)
+    async with trio.open_nursery() as nursery:
+        listeners = await nursery.start(partial(trio.serve_tcp, fake.handle, 0, host="127.0.0.1"))
+        fake.port = listeners[0].socket.getsockname()[1]
+        yield fake
+        nursery.cancel_scope.cancel()
