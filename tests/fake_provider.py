@@ -59,8 +59,9 @@ class FakeProvider:
 
 
 def _chunk(delta: str) -> dict[str, Any]:
+    choice = {"index": 0, "delta": {"content": delta}, "finish_reason": None}
     return {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 0, "model": "fake",
-            "choices": [{"index": 0, "delta": {"content": delta}, "finish_reason": None}]}  # fmt: skip
+            "choices": [choice]}  # fmt: skip
 
 
 async def _send(stream: trio.SocketStream, status: int, kind: str, body: bytes) -> None:
