@@ -191,13 +191,15 @@ async def test_reply_is_routed_on_with_depth(
     """The service agent's answer mentions a gateway agent: it gets it one hop deeper, in the
     same conversation, exactly as after a gateway's reply."""
     other = agent_name()
-    async with scene(nursery, settings, redis_prefix, deltas=[f"ask @{other} please"]) as s:
-        async with signed_in_gateway(s.hub, s.user) as gateway:
-            await gateway.register("agent-other", other)
-            await add_agent_to_room(s.hub, s.room_id, "agent-other")
-            await _mention(s)
-            _, complete = await _until_complete(s.client)
-            delivered = await gateway.receive_type("server:send_to_agent")
-            assert delivered["agentId"] == "agent-other"
-            assert delivered["messageId"] == complete["message"]["id"]
-            assert delivered["senderType"] == "agent" and delivered["depth"] == 1
+    async with (
+        scene(nursery, settings, redis_prefix, deltas=[f"ask @{other} please"]) as s,
+        signed_in_gateway(s.hub, s.user) as gateway,
+    ):
+        await gateway.register("agent-other", other)
+        await add_agent_to_room(s.hub, s.room_id, "agent-other")
+        await _mention(s)
+        _, complete = await _until_complete(s.client)
+        delivered = await gateway.receive_type("server:send_to_agent")
+        assert delivered["agentId"] == "agent-other"
+        assert delivered["messageId"] == complete["message"]["id"]
+        assert delivered["senderType"] == "agent" and delivered["depth"] == 1
