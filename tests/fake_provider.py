@@ -6,6 +6,7 @@ between them, or an error status. Every request is recorded.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +18,11 @@ import trio
 
 from tests.routing.fake_llm import Recorded, _read_request
 
+# a 1x1 PNG
+PNG = base64.b64decode(
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8DwHwAFBQIAX8jx0gAAAABJRU5ErkJggg=="
+)
+
 
 @attrs.define
 class FakeProvider:
@@ -27,6 +33,8 @@ class FakeProvider:
     status: int = 200  # non-200: answer with an error body instead of a stream
     error_body: str = '{"error":{"message":"model overloaded","type":"server_error"}}'
     closed: trio.Event = attrs.Factory(trio.Event)  # set when a stream's client went away
+    image: bytes = PNG  # what /images/generations generates
+    image_as_url: bool = False  # answer with a URL on this server instead of base64
 
     @property
     def base_url(self) -> str:
@@ -47,8 +55,14 @@ class FakeProvider:
         if request.method == "GET" and request.path.endswith("/models"):
             await _send(stream, 200, "application/json", b'{"object":"list","data":[]}')
             return
+        if request.method == "GET" and request.path.endswith("/files/image.png"):
+            await _send(stream, 200, "image/png", self.image)
+            return
         if self.status != 200:
             await _send(stream, self.status, "application/json", self.error_body.encode())
+            return
+        if request.path.endswith("/images/generations"):
+            await _send(stream, 200, "application/json", json.dumps(self._image_answer()).encode())
             return
         await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                               b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n")  # fmt: skip
@@ -56,6 +70,13 @@ class FakeProvider:
             await trio.sleep(self.delay_s)
             await stream.send_all(b"data: " + json.dumps(_chunk(delta)).encode() + b"\n\n")
         await stream.send_all(b"data: [DONE]\n\n")
+
+    def _image_answer(self) -> dict[str, Any]:
+        if self.image_as_url:
+            item = {"url": f"http://127.0.0.1:{self.port}/files/image.png"}
+        else:
+            item = {"b64_json": base64.b64encode(self.image).decode()}
+        return {"created": 0, "data": [{**item, "revised_prompt": "a red square"}]}
 
 
 def _chunk(delta: str) -> dict[str, Any]:

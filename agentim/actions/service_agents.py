@@ -23,20 +23,24 @@ from agentim.actions.room_context import room_change_events
 from agentim.auth.crypto import open_secret, seal
 from agentim.errors import conflict, not_found
 from agentim.protocol.events import Event, control_event
+from agentim.protocol.filetypes import attachment_name, clean_filename
 from agentim.protocol.ids import new_id
 from agentim.protocol.timefmt import iso_now
 from agentim.routing.conversation import Hop
 from agentim.routing.hub import Hub
 from agentim.routing.service_providers import (
+    OPENAI_IMAGE,
     PROVIDERS,
+    Media,
     Prompt,
     ProviderError,
+    generate_image,
     stream_chat,
     validate_chat,
 )
 from agentim.routing.service_runs import STOP_SERVICE_AGENT
 from agentim.services import Services
-from agentim.store import service_agents as store
+from agentim.store import service_agents as store, uploads as upload_store
 from agentim.store.db import UNIQUE_VIOLATION, DbError
 
 log = logging.getLogger("ServiceAgents")
@@ -50,6 +54,7 @@ UNAVAILABLE: Final = "Service agent is not available."
 UNSUPPORTED: Final = "Unsupported service agent type."
 CONFIG_ERROR: Final = "Configuration error."
 EMPTY: Final = "Returned an empty response."
+GENERATED: Final = "Generation complete"
 TARGET: Final = "service_agent"
 
 
@@ -186,6 +191,8 @@ async def validate_service_agent(services: Services, agent_id: str) -> dict[str,
     config = open_config(services, row)
     if config is None:
         return {"valid": False, "error": "Failed to decrypt config"}
+    if row["type"] != "openai-chat":
+        return {"valid": True}  # the reference checks only the stored config's shape here
     return await validate_chat(services.service_runs.http, config)
 
 
@@ -232,6 +239,7 @@ class _ReplyRun:
         self.parts: list[str] = []
         self.chunks: list[dict[str, Any]] = []
         self.size = 0
+        self.attachments: list[dict[str, Any]] = []
 
     async def run(self, http: httpx2.AsyncClient, stop_scope: trio.CancelScope) -> None:
         started = trio.current_time()
@@ -243,6 +251,7 @@ class _ReplyRun:
                 self.services, room_id=self.room_id, agent_id=self.agent_id,
                 agent_name=self.name, message_id=self.message_id, content="".join(self.parts),
                 chunks=self.chunks, started=started, mark_online=False,
+                attachments=self.attachments,
             )  # fmt: skip
             if stored is not None and error is None and not stop_scope.cancelled_caught:
                 hop = Hop(self.delivery["conversationId"], stored, int(self.delivery["depth"]),
@@ -264,7 +273,10 @@ class _ReplyRun:
         prompt = Prompt(self.delivery["content"], self.delivery["senderName"])
         with stop_scope, trio.move_on_after(timeout) as timer:
             try:
-                if not await stream_chat(http, config, prompt, self._text):
+                if row["type"] == OPENAI_IMAGE.type:
+                    media = await generate_image(http, config, prompt)
+                    await self._attach(media, row["created_by_id"])
+                elif not await stream_chat(http, config, prompt, self._text):
                     return "Response exceeds maximum size"
             except ProviderError as exc:
                 log.warning("Service agent %s failed: %s", self.agent_id, exc)
@@ -275,6 +287,23 @@ class _ReplyRun:
         if not self.parts and not stop_scope.cancelled_caught:
             return EMPTY
         return None
+
+    async def _attach(self, media: Media, owner_id: str) -> None:
+        """Store the file as an upload (linked to the reply when it is stored); its caption,
+        or the reference's `Generation complete`, is the reply's text."""
+        attachment_id = new_id()
+        name = attachment_name(attachment_id, media.mime_type)
+        url = f"/uploads/{name}"
+        await (trio.Path(self.services.settings.upload_dir) / name).write_bytes(media.data)
+        await upload_store.insert_attachment(
+            self.services.db, attachment_id=attachment_id, filename=clean_filename(media.filename),
+            mime_type=media.mime_type, size=len(media.data), url=url, uploaded_by=owner_id,
+            now=iso_now(),
+        )  # fmt: skip
+        self.attachments.append({"id": attachment_id, "filename": clean_filename(media.filename),
+                                 "mimeType": media.mime_type, "size": len(media.data),
+                                 "url": url})  # fmt: skip
+        self.parts.append(media.caption or GENERATED)
 
     async def _text(self, delta: str) -> bool:
         """Relay one delta; False once the reply outgrew MAX_AGENT_MESSAGE_BYTES."""

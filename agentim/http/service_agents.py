@@ -109,6 +109,13 @@ PROVIDER_CONFIGS: Final[dict[str, dict[str, Rule]]] = {
         "systemPrompt": Str(max=10_000, optional=True),
         "maxTokens": Int(min=1, max=100_000, default=4096),
     },
+    "openai-image": {
+        "baseUrl": Url(default="https://api.openai.com/v1"),
+        "apiKey": Str(min=1),
+        "model": Str(min=1, default="gpt-image-1"),
+        "size": Enum(values=("1024x1024", "1536x1024", "1024x1536", "auto"), default="auto"),
+        "quality": Enum(values=("low", "medium", "high", "auto"), default="auto"),
+    },
 }
 
 

@@ -8,7 +8,9 @@ text is shown in the room, so it never carries the API key.
 
 from __future__ import annotations
 
+import base64
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
 
@@ -49,6 +51,16 @@ class Prompt:
     sender_name: str
 
 
+@attrs.frozen
+class Media:
+    """A generated file, to be stored as an upload and attached to the reply."""
+
+    data: bytes
+    mime_type: str
+    filename: str
+    caption: str | None = None
+
+
 class ProviderError(Exception):
     """The provider refused or failed; the text is shown in the room (no secrets in it)."""
 
@@ -56,9 +68,14 @@ class ProviderError(Exception):
 OPENAI_CHAT: Final = ProviderMeta(
     "openai-chat", "OpenAI Chat", "chat", "OpenAI-compatible chat completions API"
 )
+OPENAI_IMAGE: Final = ProviderMeta(
+    "openai-image", "OpenAI Image Generation", "image",
+    "Generate images via OpenAI Images API (GPT Image, DALL-E)",
+)  # fmt: skip
+MAX_MEDIA_BYTES: Final = 100 * 1024 * 1024  # the reference's cap on a service agent's media file
 # Provider types the hub can run, by type; others may be stored (the reference's list) but
 # answer "Unsupported service agent type."
-PROVIDERS: Final = {meta.type: meta for meta in (OPENAI_CHAT,)}
+PROVIDERS: Final = {meta.type: meta for meta in (OPENAI_CHAT, OPENAI_IMAGE)}
 
 
 # the SSRF guard ------------------------------------------------------------------------------
@@ -147,13 +164,64 @@ async def stream_chat(
                     text = choice.delta.content if choice.delta else None
                     if text and not await on_text(text):
                         return False
-    except openai.APIStatusError as exc:
-        raise ProviderError(_status_text(exc)) from None
-    except openai.APIConnectionError as exc:
-        raise ProviderError(_connection_text(exc)) from None
     except openai.OpenAIError as exc:
-        raise ProviderError(f"OpenAI API error: {type(exc).__name__}") from None
+        raise _provider_error("OpenAI API", exc) from None
     return True
+
+
+# openai-image --------------------------------------------------------------------------------
+async def generate_image(
+    http: httpx2.AsyncClient, config: Mapping[str, Any], prompt: Prompt
+) -> Media:
+    """One image from `{baseUrl}/images/generations`, fetched (a URL answer) through the same
+    guarded client, at most MAX_MEDIA_BYTES.
+
+    Raises:
+        ProviderError: as `stream_chat`, or no image in the answer.
+    """
+    client = _openai(http, config)
+    try:
+        result = await client.images.generate(
+            model=str(config["model"]), prompt=prompt.content, n=1,
+            size=config.get("size", "auto"), quality=config.get("quality", "auto"),
+        )  # fmt: skip
+    except openai.OpenAIError as exc:
+        raise _provider_error("OpenAI Image API", exc) from None
+    item = result.data[0] if result.data else None
+    if item is None or not (item.url or item.b64_json):
+        raise ProviderError("OpenAI Image API returned no image")
+    data = _decoded(item.b64_json) if item.b64_json else await download(http, str(item.url))
+    filename = f"image-{int(time.time() * 1000)}.png"
+    return Media(data, "image/png", filename, item.revised_prompt)
+
+
+def _decoded(text: str) -> bytes:
+    try:
+        data = base64.b64decode(text, validate=True)
+    except ValueError:
+        raise ProviderError("OpenAI Image API returned an unreadable image") from None
+    if len(data) > MAX_MEDIA_BYTES:
+        raise ProviderError("Generated file exceeds maximum size")
+    return data
+
+
+async def download(http: httpx2.AsyncClient, url: str) -> bytes:
+    """A generated file by URL (the SSRF guard applies), at most MAX_MEDIA_BYTES."""
+    try:
+        async with http.stream("GET", url) as response:
+            if not response.is_success:
+                raise ProviderError(f"Failed to download media: HTTP {response.status_code}")
+            parts, size = [], 0
+            async for part in response.aiter_bytes():
+                size += len(part)
+                if size > MAX_MEDIA_BYTES:
+                    raise ProviderError("Generated file exceeds maximum size")
+                parts.append(part)
+    except SsrfRefused:
+        raise ProviderError(SSRF_REFUSED) from None
+    except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
+        raise ProviderError(f"Failed to download media: {type(exc).__name__}") from None
+    return b"".join(parts)
 
 
 async def validate_chat(http: httpx2.AsyncClient, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,9 +242,13 @@ async def validate_chat(http: httpx2.AsyncClient, config: Mapping[str, Any]) -> 
     return {"valid": True}
 
 
-def _status_text(exc: openai.APIStatusError) -> str:
-    body = exc.response.text if exc.response is not None else ""
-    return f"OpenAI API error ({exc.status_code}): {body[:ERROR_BODY_CHARS]}".rstrip(": ")
+def _provider_error(label: str, exc: openai.OpenAIError) -> ProviderError:
+    if isinstance(exc, openai.APIStatusError):
+        body = exc.response.text if exc.response is not None else ""
+        return ProviderError(f"{label} error ({exc.status_code}): {body[:ERROR_BODY_CHARS]}")
+    if isinstance(exc, openai.APIConnectionError):
+        return ProviderError(_connection_text(exc))
+    return ProviderError(f"{label} error: {type(exc).__name__}")
 
 
 def _connection_text(exc: openai.APIConnectionError) -> str:

@@ -293,3 +293,12 @@ async def offline_among(conn: Conn, agent_ids: Sequence[str]) -> list[str]:
         list(agent_ids),
     )
     return [row["id"] for row in rows]
+
+
+async def link_attachments(conn: Conn, message_id: str, attachment_ids: Sequence[str]) -> None:
+    """Attach stored, unlinked uploads to an agent reply (a service agent's media)."""
+    await conn.execute(
+        "UPDATE message_attachments SET message_id = $1 WHERE id = ANY($2::text[]) "
+        "AND message_id IS NULL",
+        message_id, list(attachment_ids),
+    )  # fmt: skip

@@ -35,7 +35,7 @@ class Scene:
 @asynccontextmanager
 async def scene(
     nursery: trio.Nursery, settings: Settings, redis_prefix: str, *, allow_private: bool = True,
-    **fake: Any,
+    kind: str = "openai-chat", **fake: Any,
 ) -> AsyncIterator[Scene]:  # fmt: skip
     """A hub, a fake provider, a service agent pointed at it in a user's room, the user's
     joined client socket."""
@@ -45,7 +45,7 @@ async def scene(
     async with running_provider(**fake) as provider:
         admin = await signed_in_user(hub, role="admin")
         name = agent_name()
-        body = {"name": name, "type": "openai-chat", "config": {
+        body = {"name": name, "type": kind, "config": {
             "baseUrl": provider.base_url, "apiKey": "sk-fake", "model": "fake-model",
             "systemPrompt": "Be brief."}}  # fmt: skip
         async with httpx.AsyncClient(base_url=hub.url) as http:
@@ -203,3 +203,32 @@ async def test_reply_is_routed_on_with_depth(
         assert delivered["agentId"] == "agent-other"
         assert delivered["messageId"] == complete["message"]["id"]
         assert delivered["senderType"] == "agent" and delivered["depth"] == 1
+
+
+async def test_image_generation_is_stored_as_an_upload(
+    bridge: None, nursery: trio.Nursery, settings: Settings, redis_prefix: str
+) -> None:
+    for as_url in (False, True):  # base64 in the answer, then a URL fetched through the guard
+        async with scene(nursery, settings, redis_prefix, kind="openai-image",
+                         image_as_url=as_url) as s:  # fmt: skip
+            await _mention(s, "a red square please")
+            chunks, complete = await _until_complete(s.client)
+            assert chunks == []
+            message = complete["message"]
+            assert message["content"] == "a red square"  # the provider's revised prompt
+            [attachment] = message["attachments"]
+            assert (
+                attachment["mimeType"] == "image/png" and attachment["messageId"] == message["id"]
+            )
+            assert attachment["size"] == len(s.fake.image)
+
+            sent = s.fake.requests[0]
+            assert sent.path == "/v1/images/generations"
+            assert sent.json()["prompt"].endswith("a red square please")
+            assert sent.json()["size"] == "auto" and sent.json()["n"] == 1
+
+            async with httpx.AsyncClient(base_url=s.hub.url) as http:
+                got = await http.get(attachment["url"], headers=s.user.headers)
+            assert got.status_code == 200 and got.content == s.fake.image
+            stored = {m["id"]: m for m in await _history(s)}[message["id"]]
+            assert [a["id"] for a in stored["attachments"]] == [attachment["id"]]
