@@ -35,6 +35,7 @@ class FakeProvider:
     closed: trio.Event = attrs.Factory(trio.Event)  # set when a stream's client went away
     image: bytes = PNG  # what /images/generations generates
     image_as_url: bool = False  # answer with a URL on this server instead of base64
+    audio: bytes = b"ID3\x04\x00fake-mp3-frames"  # what /text-to-speech/<voice> speaks
 
     @property
     def base_url(self) -> str:
@@ -55,11 +56,17 @@ class FakeProvider:
         if request.method == "GET" and request.path.endswith("/models"):
             await _send(stream, 200, "application/json", b'{"object":"list","data":[]}')
             return
+        if request.method == "GET" and request.path.endswith("/voices"):
+            await _send(stream, 200, "application/json", b'{"voices":[]}')
+            return
         if request.method == "GET" and request.path.endswith("/files/image.png"):
             await _send(stream, 200, "image/png", self.image)
             return
         if self.status != 200:
             await _send(stream, self.status, "application/json", self.error_body.encode())
+            return
+        if "/text-to-speech/" in request.path:
+            await _send(stream, 200, "audio/mpeg", self.audio)
             return
         if request.path.endswith("/images/generations"):
             await _send(stream, 200, "application/json", json.dumps(self._image_answer()).encode())

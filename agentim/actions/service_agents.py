@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Mapping
+from pathlib import PurePosixPath
 from typing import Any, Final
 
 import httpx2
@@ -29,6 +30,8 @@ from agentim.protocol.timefmt import iso_now
 from agentim.routing.conversation import Hop
 from agentim.routing.hub import Hub
 from agentim.routing.service_providers import (
+    ELEVENLABS,
+    OPENAI_CHAT,
     OPENAI_IMAGE,
     PROVIDERS,
     Media,
@@ -36,7 +39,9 @@ from agentim.routing.service_providers import (
     ProviderError,
     generate_image,
     stream_chat,
+    synthesize_speech,
     validate_chat,
+    validate_elevenlabs,
 )
 from agentim.routing.service_runs import STOP_SERVICE_AGENT
 from agentim.services import Services
@@ -56,6 +61,8 @@ CONFIG_ERROR: Final = "Configuration error."
 EMPTY: Final = "Returned an empty response."
 GENERATED: Final = "Generation complete"
 TARGET: Final = "service_agent"
+# Providers whose answer is one generated file (stored as an upload), by type.
+MEDIA_PROVIDERS: Final = {OPENAI_IMAGE.type: generate_image, ELEVENLABS.type: synthesize_speech}
 
 
 # reads ---------------------------------------------------------------------------------------
@@ -191,7 +198,9 @@ async def validate_service_agent(services: Services, agent_id: str) -> dict[str,
     config = open_config(services, row)
     if config is None:
         return {"valid": False, "error": "Failed to decrypt config"}
-    if row["type"] != "openai-chat":
+    if row["type"] == ELEVENLABS.type:
+        return await validate_elevenlabs(services.service_runs.http, config)
+    if row["type"] != OPENAI_CHAT.type:
         return {"valid": True}  # the reference checks only the stored config's shape here
     return await validate_chat(services.service_runs.http, config)
 
@@ -273,9 +282,8 @@ class _ReplyRun:
         prompt = Prompt(self.delivery["content"], self.delivery["senderName"])
         with stop_scope, trio.move_on_after(timeout) as timer:
             try:
-                if row["type"] == OPENAI_IMAGE.type:
-                    media = await generate_image(http, config, prompt)
-                    await self._attach(media, row["created_by_id"])
+                if (generate := MEDIA_PROVIDERS.get(row["type"])) is not None:
+                    await self._attach(await generate(http, config, prompt), row["created_by_id"])
                 elif not await stream_chat(http, config, prompt, self._text):
                     return "Response exceeds maximum size"
             except ProviderError as exc:
@@ -293,6 +301,8 @@ class _ReplyRun:
         or the reference's `Generation complete`, is the reply's text."""
         attachment_id = new_id()
         name = attachment_name(attachment_id, media.mime_type)
+        if name == attachment_id:  # a type the upload table has no extension for (audio)
+            name += PurePosixPath(media.filename).suffix
         url = f"/uploads/{name}"
         await (trio.Path(self.services.settings.upload_dir) / name).write_bytes(media.data)
         await upload_store.insert_attachment(

@@ -50,6 +50,7 @@ STATUSES: Final = ("active", "inactive", "error")
 DANGEROUS_KEYS: Final = ("__proto__", "constructor", "prototype")
 MODEL_REQUIRED: Final = ("openai-chat", "openai-image", "perplexity", "runway", "meshy")
 NAME_BLANK: Final = "validation.nameWhitespace"
+SPEECH_FORMATS: Final = ("mp3_44100_128", "mp3_22050_32", "pcm_16000", "pcm_24000")
 
 
 @attrs.frozen(kw_only=True)
@@ -66,6 +67,28 @@ class Url(Rule):
 
     def openapi(self) -> dict[str, Any]:
         return {"type": "string", "format": "uri"}
+
+
+@attrs.frozen(kw_only=True)
+class Number(Rule):
+    """zod's `number().min().max()`."""
+
+    min: float | None = None
+    max: float | None = None
+
+    def check_value(self, value: Any, path: str, issues: list[Issue]) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value:
+            issues.append((path, f"Expected number, received {type_name(value)}"))
+            return MISSING
+        before = len(issues)
+        if self.min is not None and value < self.min:
+            issues.append((path, f"Number must be greater than or equal to {self.min:g}"))
+        if self.max is not None and value > self.max:
+            issues.append((path, f"Number must be less than or equal to {self.max:g}"))
+        return value if len(issues) == before else MISSING
+
+    def openapi(self) -> dict[str, Any]:
+        return {"type": "number", "minimum": self.min, "maximum": self.max}
 
 
 @attrs.frozen(kw_only=True)
@@ -115,6 +138,16 @@ PROVIDER_CONFIGS: Final[dict[str, dict[str, Rule]]] = {
         "model": Str(min=1, default="gpt-image-1"),
         "size": Enum(values=("1024x1024", "1536x1024", "1024x1536", "auto"), default="auto"),
         "quality": Enum(values=("low", "medium", "high", "auto"), default="auto"),
+    },
+    "elevenlabs": {
+        "apiKey": Str(min=1),
+        "voiceId": Str(min=1, default="21m00Tcm4TlvDq8ikWAM"),
+        "modelId": Str(min=1, default="eleven_multilingual_v2"),
+        "stability": Number(min=0, max=1, default=0.5),
+        "similarityBoost": Number(min=0, max=1, default=0.75),
+        "outputFormat": Enum(values=SPEECH_FORMATS, default="mp3_44100_128"),
+        # ours: the API root (the reference always calls ElevenLabs' own)
+        "baseUrl": Url(optional=True),
     },
 }
 

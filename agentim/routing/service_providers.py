@@ -13,6 +13,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final
+from urllib.parse import quote
 
 import attrs
 import httpx2
@@ -72,10 +73,17 @@ OPENAI_IMAGE: Final = ProviderMeta(
     "openai-image", "OpenAI Image Generation", "image",
     "Generate images via OpenAI Images API (GPT Image, DALL-E)",
 )  # fmt: skip
+ELEVENLABS: Final = ProviderMeta(
+    "elevenlabs", "ElevenLabs Text-to-Speech", "audio",
+    "Convert text to natural-sounding speech via ElevenLabs",
+)  # fmt: skip
+# ElevenLabs' API root; the reference has it fixed, our config may name another (`baseUrl`).
+ELEVENLABS_BASE_URL: Final = "https://api.elevenlabs.io/v1"
+CAPTION_CHARS: Final = 200  # a speech reply's text: the start of what was spoken
 MAX_MEDIA_BYTES: Final = 100 * 1024 * 1024  # the reference's cap on a service agent's media file
 # Provider types the hub can run, by type; others may be stored (the reference's list) but
 # answer "Unsupported service agent type."
-PROVIDERS: Final = {meta.type: meta for meta in (OPENAI_CHAT, OPENAI_IMAGE)}
+PROVIDERS: Final = {meta.type: meta for meta in (OPENAI_CHAT, OPENAI_IMAGE, ELEVENLABS)}
 
 
 # the SSRF guard ------------------------------------------------------------------------------
@@ -207,10 +215,18 @@ def _decoded(text: str) -> bytes:
 
 async def download(http: httpx2.AsyncClient, url: str) -> bytes:
     """A generated file by URL (the SSRF guard applies), at most MAX_MEDIA_BYTES."""
+    return await _fetch_media(http, "Failed to download media", "GET", url)
+
+
+async def _fetch_media(
+    http: httpx2.AsyncClient, label: str, method: str, url: str, **request: Any
+) -> bytes:
+    """The 2xx body, at most MAX_MEDIA_BYTES; else ProviderError(`label (status): text`)."""
     try:
-        async with http.stream("GET", url) as response:
+        async with http.stream(method, url, **request) as response:
             if not response.is_success:
-                raise ProviderError(f"Failed to download media: HTTP {response.status_code}")
+                text = (await response.aread())[:ERROR_BODY_CHARS].decode(errors="replace")
+                raise ProviderError(f"{label} ({response.status_code}): {text}")
             parts, size = [], 0
             async for part in response.aiter_bytes():
                 size += len(part)
@@ -220,14 +236,52 @@ async def download(http: httpx2.AsyncClient, url: str) -> bytes:
     except SsrfRefused:
         raise ProviderError(SSRF_REFUSED) from None
     except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
-        raise ProviderError(f"Failed to download media: {type(exc).__name__}") from None
+        raise ProviderError(f"{label}: {type(exc).__name__}") from None
     return b"".join(parts)
+
+
+# elevenlabs ----------------------------------------------------------------------------------
+def _elevenlabs_base(config: Mapping[str, Any]) -> str:
+    return str(config.get("baseUrl") or ELEVENLABS_BASE_URL).rstrip("/")
+
+
+async def synthesize_speech(
+    http: httpx2.AsyncClient, config: Mapping[str, Any], prompt: Prompt
+) -> Media:
+    """The prompt spoken by `POST {base}/text-to-speech/{voiceId}`, as the reference sends it."""
+    voice = quote(str(config["voiceId"]), safe="")
+    output = str(config.get("outputFormat", "mp3_44100_128"))
+    body = {
+        "text": prompt.content, "model_id": config.get("modelId"),
+        "voice_settings": {"stability": config.get("stability"),
+                           "similarity_boost": config.get("similarityBoost")},
+        "output_format": output,
+    }  # fmt: skip
+    headers = {"xi-api-key": str(config["apiKey"]), "Accept": "audio/mpeg"}
+    data = await _fetch_media(http, "ElevenLabs API error", "POST",
+                              f"{_elevenlabs_base(config)}/text-to-speech/{voice}",
+                              json=body, headers=headers)  # fmt: skip
+    mp3 = output.startswith("mp3")
+    filename = f"speech-{int(time.time() * 1000)}.{'mp3' if mp3 else 'wav'}"
+    return Media(data, "audio/mpeg" if mp3 else "audio/wav", filename,
+                 prompt.content[:CAPTION_CHARS])  # fmt: skip
+
+
+async def validate_elevenlabs(
+    http: httpx2.AsyncClient, config: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The reference's check: `GET {base}/voices` answers 2xx within 10 s."""
+    headers = {"xi-api-key": str(config["apiKey"])}
+    return await _probe(http, f"{_elevenlabs_base(config)}/voices", headers)
 
 
 async def validate_chat(http: httpx2.AsyncClient, config: Mapping[str, Any]) -> dict[str, Any]:
     """The reference's check: `GET {baseUrl}/models` answers 2xx within 10 s."""
     url = str(config["baseUrl"]).rstrip("/") + "/models"
-    headers = {"Authorization": f"Bearer {config['apiKey']}"}
+    return await _probe(http, url, {"Authorization": f"Bearer {config['apiKey']}"})
+
+
+async def _probe(http: httpx2.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, Any]:
     try:
         with trio.fail_after(VALIDATE_TIMEOUT_S):
             response = await http.get(url, headers=headers)

@@ -35,7 +35,7 @@ class Scene:
 @asynccontextmanager
 async def scene(
     nursery: trio.Nursery, settings: Settings, redis_prefix: str, *, allow_private: bool = True,
-    kind: str = "openai-chat", **fake: Any,
+    kind: str = "openai-chat", config: dict[str, Any] | None = None, **fake: Any,
 ) -> AsyncIterator[Scene]:  # fmt: skip
     """A hub, a fake provider, a service agent pointed at it in a user's room, the user's
     joined client socket."""
@@ -47,7 +47,7 @@ async def scene(
         name = agent_name()
         body = {"name": name, "type": kind, "config": {
             "baseUrl": provider.base_url, "apiKey": "sk-fake", "model": "fake-model",
-            "systemPrompt": "Be brief."}}  # fmt: skip
+            "systemPrompt": "Be brief.", **(config or {})}}  # fmt: skip
         async with httpx.AsyncClient(base_url=hub.url) as http:
             created = await http.post("/api/service-agents", json=body, headers=admin.headers)
         assert created.status_code == 201, created.text
@@ -232,3 +232,32 @@ async def test_image_generation_is_stored_as_an_upload(
             assert got.status_code == 200 and got.content == s.fake.image
             stored = {m["id"]: m for m in await _history(s)}[message["id"]]
             assert [a["id"] for a in stored["attachments"]] == [attachment["id"]]
+
+
+async def test_speech_is_stored_as_an_audio_upload(
+    bridge: None, nursery: trio.Nursery, settings: Settings, redis_prefix: str
+) -> None:
+    async with scene(nursery, settings, redis_prefix, kind="elevenlabs",
+                     config={"voiceId": "voice-1"}) as s:  # fmt: skip
+        await _mention(s, "say hello")
+        _, complete = await _until_complete(s.client)
+        message = complete["message"]
+        assert message["content"].endswith("say hello")  # the start of what was spoken
+        [attachment] = message["attachments"]
+        assert attachment["mimeType"] == "audio/mpeg" and attachment["url"].endswith(".mp3")
+
+        sent = s.fake.requests[0]
+        assert sent.path == "/v1/text-to-speech/voice-1"
+        assert sent.headers["xi-api-key"] == "sk-fake"
+        assert sent.json()["text"].endswith("say hello")
+        assert sent.json()["model_id"] == "eleven_multilingual_v2"
+        assert sent.json()["voice_settings"] == {"stability": 0.5, "similarity_boost": 0.75}
+
+        async with httpx.AsyncClient(base_url=s.hub.url) as http:
+            got = await http.get(attachment["url"], headers=s.user.headers)
+            admin = await signed_in_user(s.hub, role="admin")
+            valid = await http.post(f"/api/service-agents/{s.agent_id}/validate",
+                                    headers=admin.headers)  # fmt: skip
+        assert got.status_code == 200 and got.content == s.fake.audio
+        assert valid.json() == {"ok": True, "data": {"valid": True}}
+        assert s.fake.requests[-1].path == "/v1/voices"

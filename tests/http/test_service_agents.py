@@ -46,7 +46,8 @@ async def test_crud_masks_and_encrypts(hub: RunningHub, client: httpx.AsyncClien
     assert one["data"]["config"]["maxTokens"] == 4096  # the provider's default was filled in
 
     listed = (await client.get("/api/service-agents", headers=admin.headers)).json()["data"]
-    assert [row["id"] for row in listed] == [agent_id] and "config" not in listed[0]
+    [row] = [row for row in listed if row["id"] == agent_id]
+    assert row["name"] == "helper" and "config" not in row
 
     # it is an agent like any other: an `agents` row of its own, online, visible to all
     agent = await hub.services.db.fetchrow("SELECT * FROM agents WHERE id = $1", agent_id)
@@ -120,7 +121,10 @@ async def test_validation_texts(hub: RunningHub, client: httpx.AsyncClient) -> N
     assert first.status_code == 201
     again = await client.post("/api/service-agents", json=_body("dup"), headers=admin.headers)
     assert again.status_code == 409
-    assert await hub.services.db.fetchval("SELECT count(*) FROM service_agents") == 1
+    assert again.json() == {"ok": False, "error": "A service agent with this name already exists"}
+    count = "SELECT count(*) FROM service_agents WHERE created_by_id = $1"
+    assert await hub.services.db.fetchval(count, admin.id) == 1
+    assert await hub.services.db.fetchval("SELECT count(*) FROM agents WHERE name = 'dup'") == 1
 
 
 async def test_admin_only(hub: RunningHub, client: httpx.AsyncClient) -> None:
