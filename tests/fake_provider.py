@@ -35,6 +35,7 @@ class FakeProvider:
     closed: trio.Event = attrs.Factory(trio.Event)  # set when a stream's client went away
     image: bytes = PNG  # what /images/generations generates
     image_as_url: bool = False  # answer with a URL on this server instead of base64
+    citations: list[str] = attrs.Factory(lambda: ["https://a.example/1", "https://b.example/2"])
     audio: bytes = b"ID3\x04\x00fake-mp3-frames"  # what /text-to-speech/<voice> speaks
 
     @property
@@ -70,6 +71,13 @@ class FakeProvider:
             return
         if request.path.endswith("/images/generations"):
             await _send(stream, 200, "application/json", json.dumps(self._image_answer()).encode())
+            return
+        if not request.json().get("stream"):  # a whole answer (Perplexity's search)
+            answer = {"id": "c1", "object": "chat.completion", "created": 0, "model": "fake",
+                      "choices": [{"index": 0, "finish_reason": "stop", "message": {
+                          "role": "assistant", "content": "".join(self.deltas)}}],
+                      "citations": self.citations}  # fmt: skip
+            await _send(stream, 200, "application/json", json.dumps(answer).encode())
             return
         await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                               b"Cache-Control: no-cache\r\nConnection: close\r\n\r\n")  # fmt: skip

@@ -33,11 +33,13 @@ from agentim.routing.service_providers import (
     ELEVENLABS,
     OPENAI_CHAT,
     OPENAI_IMAGE,
+    PERPLEXITY,
     PROVIDERS,
     Media,
     Prompt,
     ProviderError,
     generate_image,
+    search_answer,
     stream_chat,
     synthesize_speech,
     validate_chat,
@@ -284,6 +286,10 @@ class _ReplyRun:
             try:
                 if (generate := MEDIA_PROVIDERS.get(row["type"])) is not None:
                     await self._attach(await generate(http, config, prompt), row["created_by_id"])
+                elif row["type"] == PERPLEXITY.type:
+                    answer = await search_answer(http, config, prompt)
+                    if answer and not await self._text(answer):
+                        return "Response exceeds maximum size"
                 elif not await stream_chat(http, config, prompt, self._text):
                     return "Response exceeds maximum size"
             except ProviderError as exc:

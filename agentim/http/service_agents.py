@@ -132,6 +132,14 @@ PROVIDER_CONFIGS: Final[dict[str, dict[str, Rule]]] = {
         "systemPrompt": Str(max=10_000, optional=True),
         "maxTokens": Int(min=1, max=100_000, default=4096),
     },
+    "perplexity": {
+        "apiKey": Str(min=1),
+        "model": Str(min=1, default="sonar"),
+        "systemPrompt": Str(max=10_000, optional=True),
+        "maxTokens": Int(min=1, max=100_000, default=4096),
+        # ours: the API root (the reference always calls Perplexity's own)
+        "baseUrl": Url(optional=True),
+    },
     "openai-image": {
         "baseUrl": Url(default="https://api.openai.com/v1"),
         "apiKey": Str(min=1),

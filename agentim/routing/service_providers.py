@@ -80,10 +80,15 @@ ELEVENLABS: Final = ProviderMeta(
 # ElevenLabs' API root; the reference has it fixed, our config may name another (`baseUrl`).
 ELEVENLABS_BASE_URL: Final = "https://api.elevenlabs.io/v1"
 CAPTION_CHARS: Final = 200  # a speech reply's text: the start of what was spoken
+PERPLEXITY: Final = ProviderMeta(
+    "perplexity", "Perplexity Search", "search",
+    "AI-powered search with citations via Perplexity API",
+)  # fmt: skip
+PERPLEXITY_BASE_URL: Final = "https://api.perplexity.ai"  # fixed in the reference; ours: baseUrl
 MAX_MEDIA_BYTES: Final = 100 * 1024 * 1024  # the reference's cap on a service agent's media file
 # Provider types the hub can run, by type; others may be stored (the reference's list) but
 # answer "Unsupported service agent type."
-PROVIDERS: Final = {meta.type: meta for meta in (OPENAI_CHAT, OPENAI_IMAGE, ELEVENLABS)}
+PROVIDERS: Final = {meta.type: meta for meta in (OPENAI_CHAT, OPENAI_IMAGE, ELEVENLABS, PERPLEXITY)}
 
 
 # the SSRF guard ------------------------------------------------------------------------------
@@ -139,10 +144,12 @@ def chat_messages(config: Mapping[str, Any], prompt: Prompt) -> list[ChatComplet
     return messages
 
 
-def _openai(http: httpx2.AsyncClient, config: Mapping[str, Any]) -> openai.AsyncOpenAI:
+def _openai(
+    http: httpx2.AsyncClient, config: Mapping[str, Any], base_url: str | None = None
+) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(
-        api_key=str(config["apiKey"]), base_url=str(config["baseUrl"]), http_client=http,
-        max_retries=0, timeout=None,
+        api_key=str(config["apiKey"]), base_url=base_url or str(config["baseUrl"]),
+        http_client=http, max_retries=0, timeout=None,
     )  # fmt: skip
 
 
@@ -175,6 +182,29 @@ async def stream_chat(
     except openai.OpenAIError as exc:
         raise _provider_error("OpenAI API", exc) from None
     return True
+
+
+# perplexity ----------------------------------------------------------------------------------
+async def search_answer(http: httpx2.AsyncClient, config: Mapping[str, Any], prompt: Prompt) -> str:
+    """One (not streamed) answer of Perplexity's chat API, its citations listed under it."""
+    client = _openai(http, config, str(config.get("baseUrl") or PERPLEXITY_BASE_URL))
+    messages: list[ChatCompletionMessageParam] = []
+    if config.get("systemPrompt"):
+        messages.append({"role": "system", "content": str(config["systemPrompt"])})
+    messages.append({"role": "user", "content": prompt.content})
+    try:
+        completion = await client.chat.completions.create(
+            model=str(config.get("model") or "sonar"), messages=messages,
+            max_tokens=int(config.get("maxTokens") or DEFAULT_MAX_TOKENS),
+        )  # fmt: skip
+    except openai.OpenAIError as exc:
+        raise _provider_error("Perplexity API", exc) from None
+    content = (completion.choices[0].message.content if completion.choices else None) or ""
+    citations = (completion.model_extra or {}).get("citations")
+    if isinstance(citations, list) and citations:
+        listed = "\n".join(f"{n}. {url}" for n, url in enumerate(citations, start=1))
+        content += "\n\n---\n**Sources:**\n" + listed
+    return content
 
 
 # openai-image --------------------------------------------------------------------------------

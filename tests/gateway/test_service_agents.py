@@ -261,3 +261,20 @@ async def test_speech_is_stored_as_an_audio_upload(
         assert got.status_code == 200 and got.content == s.fake.audio
         assert valid.json() == {"ok": True, "data": {"valid": True}}
         assert s.fake.requests[-1].path == "/v1/voices"
+
+
+async def test_search_answer_lists_its_sources(
+    bridge: None, nursery: trio.Nursery, settings: Settings, redis_prefix: str
+) -> None:
+    async with scene(nursery, settings, redis_prefix, kind="perplexity",
+                     deltas=["Trio is ", "a library."]) as s:  # fmt: skip
+        await _mention(s, "what is trio?")
+        chunks, complete = await _until_complete(s.client)
+        expected = ("Trio is a library.\n\n---\n**Sources:**\n1. https://a.example/1\n"
+                    "2. https://b.example/2")  # fmt: skip
+        assert complete["message"]["content"] == expected
+        assert [c["chunk"] for c in chunks] == [{"type": "text", "content": expected}]
+        sent = s.fake.requests[0].json()
+        assert s.fake.requests[0].path == "/v1/chat/completions"
+        assert sent["model"] == "fake-model" and "stream" not in sent
+        assert sent["messages"][-1] == {"role": "user", "content": f"@{s.name} what is trio?"}
