@@ -306,6 +306,9 @@ ENV_SAMPLES = {
     "HUB_RECLAIM_INTERVAL_MS": "5000",
     "GATEWAY_MAX_OFFLINE_DAYS": "7",
     "GATEWAY_CLEANUP_INTERVAL": "3600000",
+    # service agents
+    "ROUTER_ALLOW_PRIVATE_NETWORKS": "true",
+    "SERVICE_AGENT_TIMEOUT_MS": "5000",
 }
 ALIASES = {"NODE_ENV"}  # read as a fallback; .env.example mentions it rather than setting it
 
