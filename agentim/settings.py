@@ -188,6 +188,7 @@ class Settings:
     max_message_length: int = 100_000  # D20, user content in UTF-16 units
     # --- service agents (head-gap A3) ---
     service_agent_timeout_s: float = 120.0  # one reply, from the provider call to its last chunk
+    service_agent_poll_interval_s: float = 10.0  # a polled job's status (video), as the reference
 
     @property
     def is_production(self) -> bool:

@@ -35,6 +35,8 @@ class FakeProvider:
     closed: trio.Event = attrs.Factory(trio.Event)  # set when a stream's client went away
     image: bytes = PNG  # what /images/generations generates
     image_as_url: bool = False  # answer with a URL on this server instead of base64
+    video: bytes = b"\x00\x00\x00\x18ftypmp42fake-video"  # what a finished video task holds
+    polls: int = 0  # status requests of the video task so far (it succeeds on the second)
     citations: list[str] = attrs.Factory(lambda: ["https://a.example/1", "https://b.example/2"])
     audio: bytes = b"ID3\x04\x00fake-mp3-frames"  # what /text-to-speech/<voice> speaks
 
@@ -65,6 +67,20 @@ class FakeProvider:
             return
         if self.status != 200:
             await _send(stream, self.status, "application/json", self.error_body.encode())
+            return
+        if request.path.endswith("/text_to_video"):
+            await _send(stream, 200, "application/json", b'{"id":"task-1"}')
+            return
+        if "/tasks/" in request.path:
+            self.polls += 1
+            done = self.polls >= 2
+            task = {"id": "task-1", "status": "SUCCEEDED" if done else "RUNNING"}
+            if done:
+                task["output"] = [f"http://127.0.0.1:{self.port}/files/video.mp4"]
+            await _send(stream, 200, "application/json", json.dumps(task).encode())
+            return
+        if request.path.endswith("/files/video.mp4"):
+            await _send(stream, 200, "video/mp4", self.video)
             return
         if "/text-to-speech/" in request.path:
             await _send(stream, 200, "audio/mpeg", self.audio)

@@ -35,10 +35,12 @@ from agentim.routing.service_providers import (
     OPENAI_IMAGE,
     PERPLEXITY,
     PROVIDERS,
+    RUNWAY,
     Media,
     Prompt,
     ProviderError,
     generate_image,
+    generate_video,
     search_answer,
     stream_chat,
     synthesize_speech,
@@ -63,6 +65,8 @@ CONFIG_ERROR: Final = "Configuration error."
 EMPTY: Final = "Returned an empty response."
 GENERATED: Final = "Generation complete"
 TARGET: Final = "service_agent"
+POLLED: Final = ("runway",)  # providers whose job is started, then polled until done
+POLLED_WAIT_S: Final = 300.0
 # Providers whose answer is one generated file (stored as an upload), by type.
 MEDIA_PROVIDERS: Final = {OPENAI_IMAGE.type: generate_image, ELEVENLABS.type: synthesize_speech}
 
@@ -281,10 +285,16 @@ class _ReplyRun:
         if config is None:
             return CONFIG_ERROR
         timeout = self.services.settings.service_agent_timeout_s
+        if row["type"] in POLLED:  # the reference waits up to 5 minutes for a polled job
+            timeout = max(timeout, POLLED_WAIT_S)
         prompt = Prompt(self.delivery["content"], self.delivery["senderName"])
         with stop_scope, trio.move_on_after(timeout) as timer:
             try:
-                if (generate := MEDIA_PROVIDERS.get(row["type"])) is not None:
+                if row["type"] == RUNWAY.type:
+                    poll_s = self.services.settings.service_agent_poll_interval_s
+                    media = await generate_video(http, config, prompt, self._status, poll_s)
+                    await self._attach(media, row["created_by_id"])
+                elif (generate := MEDIA_PROVIDERS.get(row["type"])) is not None:
                     await self._attach(await generate(http, config, prompt), row["created_by_id"])
                 elif row["type"] == PERPLEXITY.type:
                     answer = await search_answer(http, config, prompt)
@@ -320,6 +330,10 @@ class _ReplyRun:
                                  "mimeType": media.mime_type, "size": len(media.data),
                                  "url": url})  # fmt: skip
         self.parts.append(media.caption or GENERATED)
+
+    async def _status(self, text: str) -> None:
+        """A polled job's progress: a thinking chunk (shown, not part of the reply's text)."""
+        await self._chunk({"type": "thinking", "content": text})
 
     async def _text(self, delta: str) -> bool:
         """Relay one delta; False once the reply outgrew MAX_AGENT_MESSAGE_BYTES."""

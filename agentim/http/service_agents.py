@@ -140,6 +140,14 @@ PROVIDER_CONFIGS: Final[dict[str, dict[str, Rule]]] = {
         # ours: the API root (the reference always calls Perplexity's own)
         "baseUrl": Url(optional=True),
     },
+    "runway": {
+        "apiKey": Str(min=1),
+        "model": Str(min=1, default="gen4_turbo"),
+        "duration": Enum(values=("5", "10"), default="5"),
+        "ratio": Enum(values=("16:9", "9:16", "1:1"), default="16:9"),
+        # ours: the API root (the reference always calls Runway's own)
+        "baseUrl": Url(optional=True),
+    },
     "openai-image": {
         "baseUrl": Url(default="https://api.openai.com/v1"),
         "apiKey": Str(min=1),

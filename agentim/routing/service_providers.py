@@ -85,10 +85,19 @@ PERPLEXITY: Final = ProviderMeta(
     "AI-powered search with citations via Perplexity API",
 )  # fmt: skip
 PERPLEXITY_BASE_URL: Final = "https://api.perplexity.ai"  # fixed in the reference; ours: baseUrl
+RUNWAY: Final = ProviderMeta(
+    "runway", "Runway Video Generation", "video",
+    "Generate videos from text prompts via Runway API",
+)  # fmt: skip
+RUNWAY_BASE_URL: Final = "https://api.dev.runwayml.com/v1"  # fixed in the reference; ours: baseUrl
+RUNWAY_VERSION: Final = "2024-11-06"
+POLL_ANSWER_S: Final = 15.0  # one status request of a polled job
 MAX_MEDIA_BYTES: Final = 100 * 1024 * 1024  # the reference's cap on a service agent's media file
 # Provider types the hub can run, by type; others may be stored (the reference's list) but
 # answer "Unsupported service agent type."
-PROVIDERS: Final = {meta.type: meta for meta in (OPENAI_CHAT, OPENAI_IMAGE, ELEVENLABS, PERPLEXITY)}
+PROVIDERS: Final = {
+    meta.type: meta for meta in (OPENAI_CHAT, OPENAI_IMAGE, ELEVENLABS, PERPLEXITY, RUNWAY)
+}
 
 
 # the SSRF guard ------------------------------------------------------------------------------
@@ -268,6 +277,68 @@ async def _fetch_media(
     except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
         raise ProviderError(f"{label}: {type(exc).__name__}") from None
     return b"".join(parts)
+
+
+# runway (a polled job) -------------------------------------------------------------------------
+Progress = Callable[[str], Awaitable[None]]  # a status line while a job runs
+
+
+async def generate_video(
+    http: httpx2.AsyncClient, config: Mapping[str, Any], prompt: Prompt, progress: Progress,
+    poll_s: float,
+) -> Media:  # fmt: skip
+    """Start a Runway text-to-video task, poll it every `poll_s` until it succeeds or fails (the
+    caller's scope bounds the wait), then fetch the video through the guarded client."""
+    base = str(config.get("baseUrl") or RUNWAY_BASE_URL).rstrip("/")
+    headers = {"Authorization": f"Bearer {config['apiKey']}", "X-Runway-Version": RUNWAY_VERSION}
+    body = {
+        "model": config.get("model", "gen4_turbo"),
+        "promptText": prompt.content,
+        "duration": int(config.get("duration", "5")),
+        "ratio": config.get("ratio", "16:9"),
+    }
+    started = await _json_call(http, "Runway API error", "POST", f"{base}/text_to_video",
+                               json=body, headers=headers)  # fmt: skip
+    task_id = started.get("id")
+    if not isinstance(task_id, str) or not task_id:
+        raise ProviderError("Runway API returned no task ID")
+    await progress("Generating video... This may take 1-3 minutes.")
+    while True:
+        task: dict[str, Any] | None = None
+        await trio.sleep(poll_s)
+        task_url = f"{base}/tasks/{quote(task_id, safe='')}"
+        with trio.move_on_after(POLL_ANSWER_S):
+            task = await _json_call(http, "Runway poll error", "GET", task_url, headers=headers)
+        if task is None:
+            raise ProviderError(f"Runway poll error: no answer within {POLL_ANSWER_S:g} s")
+        status, output = task.get("status"), task.get("output")
+        if status == "FAILED":
+            raise ProviderError(f"Runway generation failed: {task.get('failure') or 'unknown'}")
+        if status == "SUCCEEDED" and isinstance(output, list) and output:
+            data = await download(http, str(output[0]))
+            return Media(data, "video/mp4", f"video-{int(time.time() * 1000)}.mp4")
+
+
+async def _json_call(
+    http: httpx2.AsyncClient, label: str, method: str, url: str, **request: Any
+) -> dict[str, Any]:
+    """A JSON object answer; ProviderError(`label (status): text`) otherwise."""
+    try:
+        response = await http.request(method, url, **request)
+    except SsrfRefused:
+        raise ProviderError(SSRF_REFUSED) from None
+    except (httpx2.HTTPError, httpx2.InvalidURL) as exc:
+        raise ProviderError(f"{label}: {type(exc).__name__}") from None
+    if not response.is_success:
+        raise ProviderError(f"{label} ({response.status_code}): "
+                            f"{response.text[:ERROR_BODY_CHARS]}")  # fmt: skip
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = None
+    if not isinstance(answer, dict):
+        raise ProviderError(f"{label}: the answer is not a JSON object")
+    return answer
 
 
 # elevenlabs ----------------------------------------------------------------------------------

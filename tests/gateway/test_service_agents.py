@@ -40,7 +40,8 @@ async def scene(
     """A hub, a fake provider, a service agent pointed at it in a user's room, the user's
     joined client socket."""
     settings = attrs.evolve(settings, router_allow_private_networks=allow_private,
-                            service_agent_timeout_s=fake.pop("timeout_s", 120.0))  # fmt: skip
+                            service_agent_timeout_s=fake.pop("timeout_s", 120.0),
+                            service_agent_poll_interval_s=0.05)  # fmt: skip
     hub = await start_hub(nursery, settings, redis_prefix)
     async with running_provider(**fake) as provider:
         admin = await signed_in_user(hub, role="admin")
@@ -278,3 +279,26 @@ async def test_search_answer_lists_its_sources(
         assert s.fake.requests[0].path == "/v1/chat/completions"
         assert sent["model"] == "fake-model" and "stream" not in sent
         assert sent["messages"][-1] == {"role": "user", "content": f"@{s.name} what is trio?"}
+
+
+async def test_video_job_is_polled_then_stored(
+    bridge: None, nursery: trio.Nursery, settings: Settings, redis_prefix: str
+) -> None:
+    async with scene(nursery, settings, redis_prefix, kind="runway") as s:
+        await _mention(s, "a cat surfing")
+        chunks, complete = await _until_complete(s.client)
+        assert [c["chunk"]["type"] for c in chunks] == ["thinking"], [c["chunk"] for c in chunks]
+        message = complete["message"]
+        assert message["content"] == "Generation complete"
+        [attachment] = message["attachments"]
+        assert attachment["mimeType"] == "video/mp4" and attachment["url"].endswith(".mp4")
+        paths = [r.path for r in s.fake.requests]
+        assert paths == ["/v1/text_to_video", "/v1/tasks/task-1", "/v1/tasks/task-1",
+                         "/files/video.mp4"]  # fmt: skip
+        started = s.fake.requests[0]
+        assert started.headers["x-runway-version"] == "2024-11-06"
+        assert started.json() == {"model": "fake-model", "promptText": f"@{s.name} a cat surfing",
+                                  "duration": 5, "ratio": "16:9"}  # fmt: skip
+        async with httpx.AsyncClient(base_url=s.hub.url) as http:
+            got = await http.get(attachment["url"], headers=s.user.headers)
+        assert got.status_code == 200 and got.content == s.fake.video
