@@ -36,6 +36,7 @@ class FakeProvider:
     image: bytes = PNG  # what /images/generations generates
     image_as_url: bool = False  # answer with a URL on this server instead of base64
     video: bytes = b"\x00\x00\x00\x18ftypmp42fake-video"  # what a finished video task holds
+    model: bytes = b"glTF\x02\x00\x00\x00fake-mesh"  # what a finished 3D task holds
     polls: int = 0  # status requests of the video task so far (it succeeds on the second)
     citations: list[str] = attrs.Factory(lambda: ["https://a.example/1", "https://b.example/2"])
     audio: bytes = b"ID3\x04\x00fake-mp3-frames"  # what /text-to-speech/<voice> speaks
@@ -68,13 +69,30 @@ class FakeProvider:
         if self.status != 200:
             await _send(stream, self.status, "application/json", self.error_body.encode())
             return
+        if request.path.endswith("/text-to-3d") and request.method == "POST":
+            await _send(stream, 200, "application/json", b'{"result":"mesh-1"}')
+            return
+        if request.path.endswith("/text-to-3d/mesh-1"):
+            self.polls += 1
+            done = self.polls >= 2
+            task: dict[str, Any] = {
+                "id": "mesh-1",
+                "status": "SUCCEEDED" if done else "IN_PROGRESS",
+            }
+            if done:
+                task["model_urls"] = {"glb": f"http://127.0.0.1:{self.port}/files/model.glb"}
+            await _send(stream, 200, "application/json", json.dumps(task).encode())
+            return
+        if request.path.endswith("/files/model.glb"):
+            await _send(stream, 200, "model/gltf-binary", self.model)
+            return
         if request.path.endswith("/text_to_video"):
             await _send(stream, 200, "application/json", b'{"id":"task-1"}')
             return
         if "/tasks/" in request.path:
             self.polls += 1
             done = self.polls >= 2
-            task = {"id": "task-1", "status": "SUCCEEDED" if done else "RUNNING"}
+            task = {"id": "task-1", "status": "SUCCEEDED" if done else "RUNNING"}  # video
             if done:
                 task["output"] = [f"http://127.0.0.1:{self.port}/files/video.mp4"]
             await _send(stream, 200, "application/json", json.dumps(task).encode())

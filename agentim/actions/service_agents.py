@@ -31,6 +31,7 @@ from agentim.routing.conversation import Hop
 from agentim.routing.hub import Hub
 from agentim.routing.service_providers import (
     ELEVENLABS,
+    MESHY,
     OPENAI_CHAT,
     OPENAI_IMAGE,
     PERPLEXITY,
@@ -40,6 +41,7 @@ from agentim.routing.service_providers import (
     Prompt,
     ProviderError,
     generate_image,
+    generate_model,
     generate_video,
     search_answer,
     stream_chat,
@@ -65,8 +67,10 @@ CONFIG_ERROR: Final = "Configuration error."
 EMPTY: Final = "Returned an empty response."
 GENERATED: Final = "Generation complete"
 TARGET: Final = "service_agent"
-POLLED: Final = ("runway",)  # providers whose job is started, then polled until done
-POLLED_WAIT_S: Final = 300.0
+# Providers whose job is started, then polled until done; the wait is that of the reference's
+# longest (Meshy's 10 minutes) unless SERVICE_AGENT_TIMEOUT_MS allows more.
+POLLED: Final = {RUNWAY.type: generate_video, MESHY.type: generate_model}
+POLLED_WAIT_S: Final = 600.0
 # Providers whose answer is one generated file (stored as an upload), by type.
 MEDIA_PROVIDERS: Final = {OPENAI_IMAGE.type: generate_image, ELEVENLABS.type: synthesize_speech}
 
@@ -290,9 +294,9 @@ class _ReplyRun:
         prompt = Prompt(self.delivery["content"], self.delivery["senderName"])
         with stop_scope, trio.move_on_after(timeout) as timer:
             try:
-                if row["type"] == RUNWAY.type:
+                if (job := POLLED.get(row["type"])) is not None:
                     poll_s = self.services.settings.service_agent_poll_interval_s
-                    media = await generate_video(http, config, prompt, self._status, poll_s)
+                    media = await job(http, config, prompt, self._status, poll_s)
                     await self._attach(media, row["created_by_id"])
                 elif (generate := MEDIA_PROVIDERS.get(row["type"])) is not None:
                     await self._attach(await generate(http, config, prompt), row["created_by_id"])

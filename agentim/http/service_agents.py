@@ -50,6 +50,7 @@ STATUSES: Final = ("active", "inactive", "error")
 DANGEROUS_KEYS: Final = ("__proto__", "constructor", "prototype")
 MODEL_REQUIRED: Final = ("openai-chat", "openai-image", "perplexity", "runway", "meshy")
 NAME_BLANK: Final = "validation.nameWhitespace"
+ART_STYLES: Final = ("realistic", "cartoon", "low-poly", "sculpture", "pbr")
 SPEECH_FORMATS: Final = ("mp3_44100_128", "mp3_22050_32", "pcm_16000", "pcm_24000")
 
 
@@ -146,6 +147,14 @@ PROVIDER_CONFIGS: Final[dict[str, dict[str, Rule]]] = {
         "duration": Enum(values=("5", "10"), default="5"),
         "ratio": Enum(values=("16:9", "9:16", "1:1"), default="16:9"),
         # ours: the API root (the reference always calls Runway's own)
+        "baseUrl": Url(optional=True),
+    },
+    "meshy": {
+        "apiKey": Str(min=1),
+        "artStyle": Enum(values=ART_STYLES, default="realistic"),
+        "topology": Enum(values=("quad", "triangle"), default="quad"),
+        "targetPolycount": Int(min=100, max=200_000, default=30_000),
+        # ours: the API root (the reference always calls Meshy's own)
         "baseUrl": Url(optional=True),
     },
     "openai-image": {

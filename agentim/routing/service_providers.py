@@ -91,12 +91,16 @@ RUNWAY: Final = ProviderMeta(
 )  # fmt: skip
 RUNWAY_BASE_URL: Final = "https://api.dev.runwayml.com/v1"  # fixed in the reference; ours: baseUrl
 RUNWAY_VERSION: Final = "2024-11-06"
+MESHY: Final = ProviderMeta(
+    "meshy", "Meshy 3D Generation", "3d", "Generate 3D models from text prompts via Meshy API"
+)
+MESHY_BASE_URL: Final = "https://api.meshy.ai/openapi/v2"  # fixed in the reference; ours: baseUrl
 POLL_ANSWER_S: Final = 15.0  # one status request of a polled job
 MAX_MEDIA_BYTES: Final = 100 * 1024 * 1024  # the reference's cap on a service agent's media file
 # Provider types the hub can run, by type; others may be stored (the reference's list) but
 # answer "Unsupported service agent type."
 PROVIDERS: Final = {
-    meta.type: meta for meta in (OPENAI_CHAT, OPENAI_IMAGE, ELEVENLABS, PERPLEXITY, RUNWAY)
+    meta.type: meta for meta in (OPENAI_CHAT, OPENAI_IMAGE, ELEVENLABS, PERPLEXITY, RUNWAY, MESHY)
 }
 
 
@@ -303,20 +307,71 @@ async def generate_video(
     if not isinstance(task_id, str) or not task_id:
         raise ProviderError("Runway API returned no task ID")
     await progress("Generating video... This may take 1-3 minutes.")
+    task_url = f"{base}/tasks/{quote(task_id, safe='')}"
+    url = await _poll_job(http, "Runway", task_url, headers, poll_s, _runway_result)
+    data = await download(http, url)
+    return Media(data, "video/mp4", f"video-{int(time.time() * 1000)}.mp4")
+
+
+def _runway_result(task: Mapping[str, Any]) -> str | None:
+    status, output = task.get("status"), task.get("output")
+    if status == "FAILED":
+        raise ProviderError(f"Runway generation failed: {task.get('failure') or 'unknown'}")
+    if status == "SUCCEEDED" and isinstance(output, list) and output:
+        return str(output[0])
+    return None
+
+
+async def _poll_job(
+    http: httpx2.AsyncClient, label: str, url: str, headers: dict[str, str], poll_s: float,
+    result: Callable[[Mapping[str, Any]], str | None],
+) -> str:  # fmt: skip
+    """Ask for the job's status every `poll_s` until `result` names the file's URL (or raises);
+    the caller's scope bounds the whole wait."""
     while True:
-        task: dict[str, Any] | None = None
         await trio.sleep(poll_s)
-        task_url = f"{base}/tasks/{quote(task_id, safe='')}"
+        task: dict[str, Any] | None = None
         with trio.move_on_after(POLL_ANSWER_S):
-            task = await _json_call(http, "Runway poll error", "GET", task_url, headers=headers)
+            task = await _json_call(http, f"{label} poll error", "GET", url, headers=headers)
         if task is None:
-            raise ProviderError(f"Runway poll error: no answer within {POLL_ANSWER_S:g} s")
-        status, output = task.get("status"), task.get("output")
-        if status == "FAILED":
-            raise ProviderError(f"Runway generation failed: {task.get('failure') or 'unknown'}")
-        if status == "SUCCEEDED" and isinstance(output, list) and output:
-            data = await download(http, str(output[0]))
-            return Media(data, "video/mp4", f"video-{int(time.time() * 1000)}.mp4")
+            raise ProviderError(f"{label} poll error: no answer within {POLL_ANSWER_S:g} s")
+        if (found := result(task)) is not None:
+            return found
+
+
+# meshy (a polled job) --------------------------------------------------------------------------
+async def generate_model(
+    http: httpx2.AsyncClient, config: Mapping[str, Any], prompt: Prompt, progress: Progress,
+    poll_s: float,
+) -> Media:  # fmt: skip
+    """A Meshy text-to-3D preview task, polled until done; the GLB fetched through the guard."""
+    base = str(config.get("baseUrl") or MESHY_BASE_URL).rstrip("/")
+    headers = {"Authorization": f"Bearer {config['apiKey']}"}
+    body = {"mode": "preview", "prompt": prompt.content,
+            "art_style": config.get("artStyle", "realistic"),
+            "topology": config.get("topology", "quad"),
+            "target_polycount": config.get("targetPolycount", 30_000)}  # fmt: skip
+    started = await _json_call(http, "Meshy API error", "POST", f"{base}/text-to-3d",
+                               json=body, headers=headers)  # fmt: skip
+    task_id = started.get("result")
+    if not isinstance(task_id, str) or not task_id:
+        raise ProviderError("Meshy API returned no task ID")
+    await progress("Generating 3D model... This may take 1-5 minutes.")
+    task_url = f"{base}/text-to-3d/{quote(task_id, safe='')}"
+    url = await _poll_job(http, "Meshy", task_url, headers, poll_s, _meshy_result)
+    data = await download(http, url)
+    return Media(data, "model/gltf-binary", f"model-{int(time.time() * 1000)}.glb")
+
+
+def _meshy_result(task: Mapping[str, Any]) -> str | None:
+    if task.get("status") == "FAILED":
+        error = task.get("task_error")
+        message = error.get("message") if isinstance(error, dict) else None
+        raise ProviderError(f"Meshy generation failed: {message or 'unknown'}")
+    urls = task.get("model_urls")
+    if task.get("status") == "SUCCEEDED" and isinstance(urls, dict) and urls.get("glb"):
+        return str(urls["glb"])
+    return None
 
 
 async def _json_call(

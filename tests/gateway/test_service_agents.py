@@ -302,3 +302,26 @@ async def test_video_job_is_polled_then_stored(
         async with httpx.AsyncClient(base_url=s.hub.url) as http:
             got = await http.get(attachment["url"], headers=s.user.headers)
         assert got.status_code == 200 and got.content == s.fake.video
+
+
+async def test_3d_job_is_polled_then_stored(
+    bridge: None, nursery: trio.Nursery, settings: Settings, redis_prefix: str
+) -> None:
+    async with scene(nursery, settings, redis_prefix, kind="meshy") as s:
+        await _mention(s, "a teapot")
+        chunks, complete = await _until_complete(s.client)
+        assert [c["chunk"] for c in chunks] == [
+            {"type": "thinking", "content": "Generating 3D model... This may take 1-5 minutes."}
+        ]
+        [attachment] = complete["message"]["attachments"]
+        assert attachment["mimeType"] == "model/gltf-binary" and attachment["url"].endswith(".glb")
+        assert [r.path for r in s.fake.requests] == [
+            "/v1/text-to-3d", "/v1/text-to-3d/mesh-1", "/v1/text-to-3d/mesh-1", "/files/model.glb"
+        ]  # fmt: skip
+        assert s.fake.requests[0].json() == {
+            "mode": "preview", "prompt": f"@{s.name} a teapot", "art_style": "realistic",
+            "topology": "quad", "target_polycount": 30000,
+        }  # fmt: skip
+        async with httpx.AsyncClient(base_url=s.hub.url) as http:
+            got = await http.get(attachment["url"], headers=s.user.headers)
+        assert got.status_code == 200 and got.content == s.fake.model

@@ -140,6 +140,9 @@ async def test_admin_only(hub: RunningHub, client: httpx.AsyncClient) -> None:
 async def test_providers_schema(hub: RunningHub, client: httpx.AsyncClient) -> None:
     admin = await _admin(hub)
     providers = (await client.get("/api/service-agents/providers", headers=admin.headers)).json()
+    assert [p["type"] for p in providers["data"]] == [
+        "openai-chat", "openai-image", "elevenlabs", "perplexity", "runway", "meshy"
+    ]  # fmt: skip
     chat = next(p for p in providers["data"] if p["type"] == "openai-chat")
     assert chat["displayName"] == "OpenAI Chat" and chat["category"] == "chat"
     schema = chat["configSchema"]
