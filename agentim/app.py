@@ -18,6 +18,7 @@ from agentim.http import (
     push,
     rooms,
     routers,
+    service_agents,  # head-gap A3
     spawn,
     static,
     tasks,
@@ -47,6 +48,7 @@ BLUEPRINTS = (
     bookmarks.blueprint,
     push.blueprint,  # Web Push (issue 21 item 7)
     admin.blueprint,  # /api/admin/settings, /api/admin/metrics (A1, A2)
+    service_agents.blueprint,  # head-gap A3
 )
 
 

@@ -20,6 +20,7 @@ from agentim.actions.push import run_push_sender
 from agentim.actions.reclaim import run_heartbeat, stop_beating
 from agentim.actions.routing import handle_hop
 from agentim.actions.seed import seed_admin
+from agentim.actions.service_agents import install_controls as install_service_agent_controls
 from agentim.actions.shutdown import GOING_AWAY, finish_replies
 from agentim.app import create_app
 from agentim.auth.passwords import PasswordHasher
@@ -233,6 +234,7 @@ async def _run_hub(
     await seed_admin(services)
     install_gateway_controls(hub)
     await _load_live_settings(services)
+    install_service_agent_controls(services)
     await reset_stale_agents(services)  # D14: agents a crashed process left online
     async with trio.open_nursery() as nursery:
         await nursery.start(hub.run)
@@ -240,6 +242,9 @@ async def _run_hub(
         await nursery.start(run_subscriber, kv, hub)
         await nursery.start(services.live.run)  # runtime settings (A1): reload on change
         await nursery.start(services.conversations.run, partial(handle_hop, services))
+        await nursery.start(partial(  # service-agent replies (head-gap A3)
+            services.service_runs.run, allow_private=settings.router_allow_private_networks
+        ))  # fmt: skip
         await nursery.start(PermissionBroker(hub, partial(expire_permission, services)).run)
         await nursery.start(run_orphan_cleanup, services)
         await nursery.start(run_token_cleanup, services)

@@ -14,6 +14,7 @@ from agentim.routing.hub import Hub
 from agentim.routing.live_settings import LiveSettings
 from agentim.routing.ratelimit import RateLimiter
 from agentim.routing.relay_requests import RelayState
+from agentim.routing.service_runs import ServiceRuns
 from agentim.routing.webpush import PushQueue
 from agentim.settings import Settings
 from agentim.store.blobs import BlobStore
@@ -47,3 +48,4 @@ class Services:
         init=False,
         default=attrs.Factory(lambda self: LiveSettings(self.settings, self.db), takes_self=True),
     )
+    service_runs: ServiceRuns = attrs.field(factory=ServiceRuns)  # service-agent replies (main)

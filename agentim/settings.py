@@ -220,6 +220,9 @@ class Settings:
     router_llm_max_agents: int = 20
     # TOTP two-factor login (head-gap A4, config D3): the issuer named in otpauth URIs.
     totp_issuer: str = "AgentIM"
+    # --- service agents (head-gap A3) ---
+    service_agent_timeout_s: float = 120.0  # one reply, from the provider call to its last chunk
+    service_agent_poll_interval_s: float = 10.0  # a polled job's status (video), as the reference
 
     @property
     def is_production(self) -> bool:
@@ -360,6 +363,11 @@ class Settings:
             s3_secret_access_key=env.get("S3_SECRET_ACCESS_KEY") or "",
             s3_force_path_style=_optional_flag(env.get("S3_FORCE_PATH_STYLE")),
             totp_issuer=env.get("TOTP_ISSUER") or "AgentIM",
+            # --- service agents (head-gap A3) ---
+            service_agent_timeout_s=parse_js_int(
+                env.get("SERVICE_AGENT_TIMEOUT_MS"), 120000, 1000, 3600000
+            )
+            / 1000,
         )
         return _with_push_branch_fields(settings, env)
 

@@ -226,6 +226,7 @@ async def complete_agent_message(
     services: Services, *, room_id: str, agent_id: str, agent_name: str, message_id: str,
     content: str, chunks: list[proto.Chunk] | None, started: float | None = None,
     mark_online: bool = True, metadata: dict[str, Any] | None = None,
+    attachments: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any] | None:  # fmt: skip
     """Persist an agent reply and announce it (realtime.md §4.2 steps 3 and 5-9, D5).
 
@@ -233,6 +234,8 @@ async def complete_agent_message(
     reuses the user message id), so no reply is dropped. Then `server:message_complete` goes to
     the room and, with `mark_online`, the agent is set online and its status announced.
     `metadata` (`{targetAgentName}`) is stored with the message and carried by the broadcast.
+    `attachments` (`attachment_json` of stored, unlinked uploads: a service agent's media) are
+    linked to the stored message and carried by the broadcast.
 
     Returns:
         The message as broadcast, or None when the agent is not a member of the room (logged).
@@ -249,6 +252,9 @@ async def complete_agent_message(
     message = proto.agent_message(message_id=saved["inserted"], room_id=room_id,
                                   agent_id=agent_id, agent_name=agent_name, content=content,
                                   chunks=chunks, created_at=now, metadata=metadata)  # fmt: skip
+    if attachments:
+        await store.link_attachments(services.db, saved["inserted"], [a["id"] for a in attachments])
+        message["attachments"] = [{**a, "messageId": saved["inserted"]} for a in attachments]
     _count_reply(services, started)
     await services.events.publish(
         frame_event(Target.ROOM, room_id, proto.message_complete(message))

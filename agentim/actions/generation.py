@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from agentim.actions import service_agents
 from agentim.protocol.events import Target, frame_event
 from agentim.protocol.gateway import stop_agent
 from agentim.services import Services
@@ -16,5 +17,8 @@ async def stop_generation(services: Services, *, room_id: str, agent_id: str) ->
     """
     if not await has_member_row(services.db, room_id, agent_id):
         return False
+    if await service_agents.is_service_agent(services, agent_id):  # head-gap A3
+        await service_agents.stop(services, room_id=room_id, agent_id=agent_id)
+        return True
     await services.events.publish(frame_event(Target.AGENT, agent_id, stop_agent(agent_id)))
     return True

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 import trio
 
+from agentim.actions import service_agents
 from agentim.actions.busy import Cooldowns, offline_notice
 from agentim.actions.messages import Sent
 from agentim.protocol import gateway as proto
@@ -39,7 +40,7 @@ from agentim.routing.dispatch import (
 )
 from agentim.routing.fallback import VISITED_TTL_S
 from agentim.services import Services
-from agentim.store import agents, rooms
+from agentim.store import agents, rooms, service_agents as service_store
 from agentim.store.gateways import GatewayKv
 from agentim.store.kv import KvUnavailable
 
@@ -326,6 +327,13 @@ async def _deliver(services: Services, deliveries: Sequence[dict[str, Any]]) -> 
     if not deliveries:
         return set()
     ids = list(dict.fromkeys(d["agentId"] for d in deliveries))
+    # service agents (head-gap A3): the hub itself answers for them, on this process
+    if served := await service_store.ids_among(services.db, ids):
+        service_agents.start_replies(services, [d for d in deliveries if d["agentId"] in served])
+        deliveries = [d for d in deliveries if d["agentId"] not in served]
+        ids = [agent_id for agent_id in ids if agent_id not in served]
+        if not deliveries:
+            return set()
     try:
         live = await GatewayKv(services.kv).live_agents(ids)
     except KvUnavailable:

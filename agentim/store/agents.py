@@ -267,8 +267,12 @@ async def insert_agent_message(
 
 
 async def list_not_offline(conn: Conn) -> list[str]:
-    """Agents whose status says a gateway holds them (D14's start-up check)."""
-    rows = await conn.fetch("SELECT id FROM agents WHERE status <> 'offline'")
+    """Agents whose status says a gateway holds them (D14's start-up check); service agents,
+    which no gateway holds, are left out."""
+    rows = await conn.fetch(
+        "SELECT id FROM agents a WHERE status <> 'offline' "
+        "AND NOT EXISTS (SELECT 1 FROM service_agents s WHERE s.id = a.id)"
+    )
     return [row["id"] for row in rows]
 
 
@@ -279,3 +283,12 @@ async def offline_among(conn: Conn, agent_ids: Sequence[str]) -> list[str]:
         list(agent_ids),
     )
     return [row["id"] for row in rows]
+
+
+async def link_attachments(conn: Conn, message_id: str, attachment_ids: Sequence[str]) -> None:
+    """Attach stored, unlinked uploads to an agent reply (a service agent's media)."""
+    await conn.execute(
+        "UPDATE message_attachments SET message_id = $1 WHERE id = ANY($2::text[]) "
+        "AND message_id IS NULL",
+        message_id, list(attachment_ids),
+    )  # fmt: skip

@@ -312,6 +312,9 @@ ENV_SAMPLES = {
     "PUSH_ALLOW_PRIVATE_NETWORKS": "true",
     "AUDIT_LOG_RETENTION_DAYS": "30",
     "AUDIT_LOG_CLEANUP_INTERVAL": "3600000",
+    # service agents
+    "ROUTER_ALLOW_PRIVATE_NETWORKS": "true",
+    "SERVICE_AGENT_TIMEOUT_MS": "5000",
 }
 ALIASES = {"NODE_ENV"}  # read as a fallback; .env.example mentions it rather than setting it
 
