@@ -324,7 +324,7 @@ class _ReplyRun:
         if name == attachment_id:  # a type the upload table has no extension for (audio)
             name += PurePosixPath(media.filename).suffix
         url = f"/uploads/{name}"
-        await (trio.Path(self.services.settings.upload_dir) / name).write_bytes(media.data)
+        await self.services.blobs.write(name, media.data, media.mime_type)  # disk or S3
         await upload_store.insert_attachment(
             self.services.db, attachment_id=attachment_id, filename=clean_filename(media.filename),
             mime_type=media.mime_type, size=len(media.data), url=url, uploaded_by=owner_id,
