@@ -12,6 +12,7 @@ from agentim.http import (
     health,
     messages,
     metrics,
+    oauth,
     pipeline,
     rooms,
     routers,
@@ -38,6 +39,7 @@ BLUEPRINTS = (
     agents.blueprint,
     uploads.blueprint,
     files.blueprint,
+    oauth.blueprint,  # OAuth sign-in, link, unlink (head-gap A5, A6)
 )
 
 
