@@ -24,12 +24,15 @@ PUBLIC: Final = {
     "/auth/login",
     "/auth/refresh",
     "/auth/oauth/providers",
+    "/auth/oauth/{name}",
+    "/auth/oauth/{name}/callback",
     "/docs/openapi.json",
 }
 TAGS: Final = {
     "health": "System", "metrics": "System", "docs": "System", "auth": "Auth", "users": "Users",
     "rooms": "Rooms", "messages": "Messages", "agents": "Agents", "tasks": "Tasks",
     "uploads": "Upload", "files": "Upload", "routers": "Routers",
+    "oauth": "Auth",
 }  # fmt: skip
 DESCRIPTION: Final = (
     "Unified IM-style platform for managing and orchestrating multiple AI coding agents."

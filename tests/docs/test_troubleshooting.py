@@ -306,6 +306,10 @@ ENV_SAMPLES = {
     "HUB_RECLAIM_INTERVAL_MS": "5000",
     "GATEWAY_MAX_OFFLINE_DAYS": "7",
     "GATEWAY_CLEANUP_INTERVAL": "3600000",
+    "OAUTH_GITHUB_CLIENT_ID": "Iv1.abc",
+    "OAUTH_GITHUB_CLIENT_SECRET": "gh-secret",
+    "OAUTH_GOOGLE_CLIENT_ID": "123.apps.example",
+    "OAUTH_GOOGLE_CLIENT_SECRET": "g-secret",
 }
 ALIASES = {"NODE_ENV"}  # read as a fallback; .env.example mentions it rather than setting it
 

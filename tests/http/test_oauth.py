@@ -8,6 +8,8 @@ with a code, then the callback with the state cookie."""
 from __future__ import annotations
 
 import json
+import logging
+import re
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +21,7 @@ import pytest
 import trio
 
 from agentim.settings import Settings
+from tests.cli.procs import ROOT
 from tests.conftest import start_hub
 from tests.helpers import RunningHub, User, create_user, login
 from tests.oauth_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider, serve_provider
@@ -281,13 +284,17 @@ async def test_callback_errors_redirect_to_login(
 
 
 async def test_a_code_the_provider_refuses_is_oauth_failed(
-    ohub: RunningHub, provider: FakeProvider
+    ohub: RunningHub, provider: FakeProvider, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with browser(ohub) as http:
         callback = await _from_provider(await _to_provider(http, "github"))
         code = parse_qs(urlsplit(callback).query)["code"][0]
-        refused = await http.get(callback.replace(code, "not-a-code"))
+        with caplog.at_level(logging.ERROR, logger="OAuth"):
+            refused = await http.get(callback.replace(code, "not-a-code"))
     assert refused.headers["location"] == "/login?error=oauth_failed"
+    [logged] = [r for r in caplog.records if r.name == "OAuth"]
+    assert logged.getMessage().startswith("OAuth callback error for github: ")  # the guide's
+    assert CLIENT_SECRET not in logged.getMessage()
     assert provider.token_forms[-1]["code"] == "not-a-code"
     assert await _links(ohub, provider, "github") == []
 
@@ -434,3 +441,16 @@ async def test_test_provider_url_is_ignored_outside_test_mode(
     async with browser(hub) as http:
         location = await _to_provider(http, "github")
     assert location.startswith("https://github.com/login/oauth/authorize?")
+
+
+def test_troubleshooting_lists_the_callback_errors_these_tests_produce() -> None:
+    guide = (ROOT / "docs" / "TROUBLESHOOTING.md").read_text()
+    section = guide.split("### OAuth sign-in returns to the login page with an error")[1]
+    section = section.split("\n###")[0]
+    bullets = [line for line in section.splitlines() if line.startswith("- ")]
+    codes = {re.findall(r"`(\w+)`", line)[0] for line in bullets}  # each bullet's first code
+    codes |= set(re.findall(r"`(\w+)`", bullets[-1]))  # the last bullet lists several
+    assert codes == {
+        "invalid_state", "state_mismatch", "oauth_failed", "missing_params", "invalid_provider",
+        "access_denied",
+    }  # fmt: skip
