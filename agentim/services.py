@@ -12,6 +12,7 @@ from agentim.http.ratelimit import RateLimiter
 from agentim.metrics import Metrics
 from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
+from agentim.routing.oauth_states import PendingStates
 from agentim.routing.relay_requests import RelayState
 from agentim.settings import Settings
 from agentim.store.db import Database
@@ -35,3 +36,4 @@ class Services:
     started_at: float = attrs.field(factory=time.monotonic)
     conversations: Conversations = attrs.field(factory=Conversations)  # started by main
     relays: RelayState = attrs.field(factory=RelayState)  # client ↔ gateway relays, this process
+    oauth_states: PendingStates = attrs.field(factory=PendingStates)  # OAuth, Redis down

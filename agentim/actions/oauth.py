@@ -30,6 +30,7 @@ from agentim.protocol.timefmt import iso_now
 from agentim.services import Services
 from agentim.store import oauth_accounts, users
 from agentim.store.db import UNIQUE_VIOLATION, DbError
+from agentim.store.kv import KvUnavailable
 
 log = logging.getLogger("OAuth")
 
@@ -39,6 +40,7 @@ STATE_BYTES: Final = 24  # 32 URL-safe characters
 USERNAME_BASE_MAX: Final = 40
 USERNAME_SEQUENTIAL_TRIES: Final = 100
 LAST_METHOD: Final = "Cannot unlink last authentication method"
+TOO_MANY_PENDING: Final = "Too many pending OAuth requests, try again later"
 
 
 def parse_provider(name: str) -> Provider:
@@ -65,10 +67,20 @@ async def begin(
     entry: dict[str, str] = {"provider": provider}
     if link_user_id is not None:
         entry["linkUserId"] = link_user_id
-    await services.kv.set(STATE_PREFIX + state, json.dumps(entry), ex=STATE_TTL_S)
+    await _keep_state(services, state, json.dumps(entry))
     ends = provider_api.provider_endpoints(services.settings, provider)
     url = provider_api.authorization_url(client_id, ends, state=state, redirect_uri=redirect_uri)
     return state, url
+
+
+async def _keep_state(services: Services, state: str, entry: str) -> None:
+    """In Redis; while Redis is unreachable, in this process (429 past its bound)."""
+    try:
+        await services.kv.set(STATE_PREFIX + state, entry, ex=STATE_TTL_S)
+    except KvUnavailable:
+        log.warning("Redis unavailable for the OAuth state; keeping it in this process")
+        if not services.oauth_states.put(state, entry, STATE_TTL_S):
+            raise AgentImError(429, TOO_MANY_PENDING) from None
 
 
 async def begin_link(
@@ -97,7 +109,12 @@ def _failed(provider: str, code: str, *, linking: bool = False) -> Outcome:
 
 
 async def _consume_state(services: Services, state: str, provider: str) -> dict[str, str] | None:
-    raw = await services.kv.getdel(STATE_PREFIX + state)
+    try:
+        raw = await services.kv.getdel(STATE_PREFIX + state)
+    except KvUnavailable:
+        raw = None
+    if raw is None:  # perhaps kept here while Redis was unreachable
+        raw = services.oauth_states.take(state)
     if raw is None:
         return None
     try:

@@ -23,6 +23,7 @@ import trio
 from agentim.settings import Settings
 from tests.cli.procs import ROOT
 from tests.conftest import start_hub
+from tests.e2e.test_redis_outage import CuttableProxy
 from tests.helpers import RunningHub, User, create_user, login
 from tests.oauth_provider import CLIENT_ID, CLIENT_SECRET, FakeProvider, serve_provider
 
@@ -454,3 +455,30 @@ def test_troubleshooting_lists_the_callback_errors_these_tests_produce() -> None
         "invalid_state", "state_mismatch", "oauth_failed", "missing_params", "invalid_provider",
         "access_denied",
     }  # fmt: skip
+
+
+async def test_sign_in_works_while_redis_is_unreachable(
+    bridge: None, nursery: trio.Nursery, settings: Settings, redis_url: str, redis_prefix: str,
+    provider: FakeProvider, caplog: pytest.LogCaptureFixture,
+) -> None:  # fmt: skip
+    """The state is kept in the hub process meanwhile (D16), as the reference without Redis."""
+    parts = urlsplit(redis_url)
+    proxy = CuttableProxy((parts.hostname or "127.0.0.1", parts.port or 6379))
+    await nursery.start(proxy.run)
+    proxied = parts._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    configured = _oauth_settings(settings, provider, redis_url=proxied)
+    hub = await start_hub(nursery, configured, redis_prefix)
+    proxy.cut()
+    with trio.fail_after(60):
+        async with browser(hub) as http, browser(hub) as other:
+            done = await _sign_in(http, "github")
+            assert done.headers["location"] == "/auth/callback?provider=github"
+            me = await _session(http)
+            callback = await _from_provider(await _to_provider(other, "github"))
+            replay = await other.get(callback)
+            again = await other.get(callback)  # the in-process state is one-time too
+    assert me["username"] == _username(provider, "github")
+    assert replay.headers["location"] == "/auth/callback?provider=github"
+    assert again.headers["location"] == "/login?error=invalid_state"
+    kept_here = "Redis unavailable for the OAuth state; keeping it in this process"
+    assert [r.getMessage() for r in caplog.records].count(kept_here) == 2
