@@ -14,6 +14,7 @@ from agentim.http import (
     health,
     messages,
     metrics,
+    oauth,
     pipeline,
     push,
     rooms,
@@ -49,6 +50,7 @@ BLUEPRINTS = (
     push.blueprint,  # Web Push (issue 21 item 7)
     admin.blueprint,  # /api/admin/settings, /api/admin/metrics (A1, A2)
     service_agents.blueprint,  # head-gap A3
+    oauth.blueprint,  # OAuth sign-in, link, unlink (head-gap A5, A6)
 )
 
 

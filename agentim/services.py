@@ -12,6 +12,7 @@ from agentim.metrics import Metrics
 from agentim.routing.conversation import Conversations
 from agentim.routing.hub import Hub
 from agentim.routing.live_settings import LiveSettings
+from agentim.routing.oauth_states import PendingStates
 from agentim.routing.ratelimit import RateLimiter
 from agentim.routing.relay_requests import RelayState
 from agentim.routing.service_runs import ServiceRuns
@@ -49,3 +50,4 @@ class Services:
         default=attrs.Factory(lambda self: LiveSettings(self.settings, self.db), takes_self=True),
     )
     service_runs: ServiceRuns = attrs.field(factory=ServiceRuns)  # service-agent replies (main)
+    oauth_states: PendingStates = attrs.field(factory=PendingStates)  # OAuth, Redis down

@@ -156,11 +156,15 @@ class Settings:
     admin_password: str | None = attrs.field(default=None, repr=_secret_repr)
     encryption_key: str | None = attrs.field(default=None, repr=_secret_repr)
     # OAuth clients (config D2): a provider is listed by /api/auth/oauth/providers once both its
-    # id and secret are set; the login flows themselves are not served yet (issue 16 item 4).
+    # id and secret are set (http/oauth.py serves the sign-in, link and unlink flows).
     oauth_github_client_id: str | None = None
     oauth_github_client_secret: str | None = attrs.field(default=None, repr=_secret_repr)
     oauth_google_client_id: str | None = None
     oauth_google_client_secret: str | None = attrs.field(default=None, repr=_secret_repr)
+    # OAUTH_TEST_PROVIDER_URL: tests only. With AGENTIM_ENV=test, the providers' authorize, token
+    # and user-info endpoints are taken under this base URL instead (auth/oauth.py, test_endpoints);
+    # in any other environment it is ignored.
+    oauth_test_provider_url: str | None = None
     bcrypt_rounds: int = 12
     upload_dir: Path = Path("uploads")
     web_dir: Path | None = None
@@ -293,6 +297,7 @@ class Settings:
             oauth_github_client_secret=_nonempty(env.get("OAUTH_GITHUB_CLIENT_SECRET")),
             oauth_google_client_id=_nonempty(env.get("OAUTH_GOOGLE_CLIENT_ID")),
             oauth_google_client_secret=_nonempty(env.get("OAUTH_GOOGLE_CLIENT_SECRET")),
+            oauth_test_provider_url=_nonempty(env.get("OAUTH_TEST_PROVIDER_URL")),
             bcrypt_rounds=parse_js_int(env.get("BCRYPT_ROUNDS"), 12, 4, 16),
             upload_dir=Path(env.get("UPLOAD_DIR") or "uploads"),
             web_dir=Path(web_dir) if web_dir else None,

@@ -105,6 +105,8 @@ async def login(
         )
         _login_failed(username, ip, "locked")
         raise unauthorized(INVALID_CREDENTIALS)
+    if user["password_hash"] is None:  # an OAuth-only user (actions/oauth.py): same answer
+        await _no_password(services, user, password, ip)
     if not await services.passwords.verify(password, user["password_hash"]):
         await _wrong_password(services, user, ip)
     if services.passwords.needs_rehash(user["password_hash"]):  # imported from AgentIM
@@ -125,6 +127,15 @@ async def finish_login(services: Services, user: Row, *, ip: str) -> SignedIn:
     tokens = await start_session(services, user["id"], user["username"])
     await audit(services.db, "login", user_id=user["id"], ip=ip)
     return SignedIn(user, tokens)
+
+
+async def _no_password(services: Services, user: Row, password: str, ip: str) -> NoReturn:
+    await services.passwords.verify_dummy(password)
+    await audit(
+        services.db, "login_failed", user_id=user["id"], ip=ip, metadata={"noPassword": True}
+    )
+    _login_failed(user["username"], ip, "no_password")
+    raise unauthorized(INVALID_CREDENTIALS)
 
 
 async def _wrong_password(services: Services, user: Row, ip: str) -> NoReturn:

@@ -50,7 +50,8 @@ async def _create(services: Services, username: str, password: str) -> None:
 
 
 async def _refresh(services: Services, row: Row, password: str) -> None:
-    same_password = await services.passwords.verify(password, row["password_hash"])
+    stored = row["password_hash"]  # None for a user created by an OAuth sign-in
+    same_password = stored is not None and await services.passwords.verify(password, stored)
     if same_password and row["role"] == "admin":
         return
     digest = row["password_hash"] if same_password else await services.passwords.hash(password)

@@ -34,6 +34,8 @@ async def change_password(
     row = await users.get_user(services.db, user_id)
     if row is None:
         raise not_found("User not found")
+    if row["password_hash"] is None:  # an OAuth-only user (actions/oauth.py)
+        raise bad_request("No password set for this account")
     if not await services.passwords.verify(current, row["password_hash"]):
         raise bad_request("Current password is incorrect")
     digest = await services.passwords.hash(new)

@@ -119,8 +119,9 @@ async def get_agent(id: str) -> Response:
 
 def parse_update(body: Any) -> dict[str, Any]:
     """UPDATE_SCHEMA, then the whitelist rule (checked only once every field is valid)."""
-    if isinstance(body, dict) and body.get("visibility") in LEGACY_VISIBILITY:
-        body = {**body, "visibility": LEGACY_VISIBILITY[body["visibility"]]}
+    legacy = body.get("visibility") if isinstance(body, dict) else None
+    if isinstance(legacy, str) and legacy in LEGACY_VISIBILITY:  # a list is not hashable
+        body = {**body, "visibility": LEGACY_VISIBILITY[legacy]}
     changes = parse_dict(UPDATE_SCHEMA, body)
     if changes.get("visibility") == "whitelist" and not changes.get("visibilityList"):
         raise ValidationFailed(fields_of([("visibilityList", "validation.visibilityListRequired")]))

@@ -25,6 +25,8 @@ PUBLIC: Final = {
     "/auth/refresh",
     "/auth/oauth/providers",
     "/auth/verify-totp",  # login step two: the challenge token in the body is its credential
+    "/auth/oauth/{name}",
+    "/auth/oauth/{name}/callback",
     "/docs/openapi.json",
 }
 TAGS: Final = {
@@ -34,6 +36,7 @@ TAGS: Final = {
     "bookmarks": "Bookmarks",
     "push": "Push",
     "totp": "Auth",
+    "oauth": "Auth",
 }  # fmt: skip
 DESCRIPTION: Final = (
     "Unified IM-style platform for managing and orchestrating multiple AI coding agents."

@@ -5,9 +5,9 @@ client in `resp.py`; the rest goes through redis.asyncio on the bridge (STYLE §
 use redis.asyncio for everything: the native client does not speak the sentinel discovery
 protocol.
 
-Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`) plus the
-events stream `agentim:events`, with an optional prefix (REDIS_KEY_PREFIX). Every Redis failure
-surfaces as KvUnavailable.
+Keys are the reference's (`rl:*`, `ws:rate:*`, `revoked:*`, `rm:*`, `conv:<id>:visited`,
+`oauth_state:*`) plus the events stream `agentim:events`, with an optional prefix
+(REDIS_KEY_PREFIX). Every Redis failure surfaces as KvUnavailable.
 """
 
 from __future__ import annotations
@@ -204,6 +204,14 @@ class Kv:
         if nx:
             args.append("NX")
         return await self._native_call(self._native, *args) is not None  # NX not met: null
+
+    async def getdel(self, name: str) -> str | None:
+        """Read and delete in one step (a one-time value such as an OAuth state)."""
+        if self._native is not None:
+            value = await self._native_call(self._native, "GETDEL", self.key(name))
+        else:
+            value = await self._call(self._client.getdel, self.key(name))
+        return value.decode() if isinstance(value, bytes) else None
 
     async def delete(self, *names: str) -> int:
         keys = [self.key(n) for n in names]

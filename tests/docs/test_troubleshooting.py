@@ -315,6 +315,10 @@ ENV_SAMPLES = {
     # service agents
     "ROUTER_ALLOW_PRIVATE_NETWORKS": "true",
     "SERVICE_AGENT_TIMEOUT_MS": "5000",
+    "OAUTH_GITHUB_CLIENT_ID": "Iv1.abc",
+    "OAUTH_GITHUB_CLIENT_SECRET": "gh-secret",
+    "OAUTH_GOOGLE_CLIENT_ID": "123.apps.example",
+    "OAUTH_GOOGLE_CLIENT_SECRET": "g-secret",
 }
 ALIASES = {"NODE_ENV"}  # read as a fallback; .env.example mentions it rather than setting it
 

@@ -153,6 +153,9 @@ async def test_whitelist_shows_the_agent_to_listed_users_only(
         "ok": False, "error": "Validation failed",
         "fields": [{"field": "visibilityList", "message": "validation.visibilityListRequired"}],
     })  # fmt: skip
+    for odd in (["whitelist"], {"a": 1}):  # not a string: a 400 like any bad value, not a 500
+        bad = await client.put(url, headers=owner.headers, json={"visibility": odd})
+        assert (bad.status_code, bad.json()["error"]) == (400, "Validation failed")
     body = {"visibility": "whitelist", "visibilityList": [listed.id]}
     response = await client.put(url, headers=owner.headers, json=body)
     assert response.status_code == 200, response.text

@@ -192,13 +192,18 @@ async def test_unknown_auth_route_is_plain_404(client: httpx.AsyncClient) -> Non
         ("GET", "/api/auth/me"),
         ("GET", "/api/auth/login"),
         ("POST", "/api/auth/register"),
-        ("GET", "/api/auth/oauth/github"),
+        ("GET", "/api/auth/oauth/github/profile"),
         ("POST", "/api/auth/oauth/providers"),
+        ("POST", "/api/auth/oauth/github"),
     ):
         response = await client.request(method, path)
         assert response.status_code == 404
         assert response.text == "404 Not Found"
         assert response.headers["content-type"] == "text/plain; charset=UTF-8"
+    unconfigured = await client.get("/api/auth/oauth/github")  # a route since A5: JSON 400
+    assert (unconfigured.status_code, unconfigured.json()) == (
+        400, {"ok": False, "error": "Provider not configured"},
+    )  # fmt: skip
 
 
 async def test_oauth_providers_empty_without_clients(client: httpx.AsyncClient) -> None:
