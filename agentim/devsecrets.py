@@ -1,4 +1,4 @@
-"""Development secrets (DECISIONS D3) and the Web Push VAPID keys: generated once, kept in the
+"""Development secrets (DIFFERENCES D3) and the Web Push VAPID keys: generated once, kept in the
 data directory (mode 0600)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""In-process Prometheus metrics, fed by the code paths that do the work (DECISIONS D18)."""
+"""In-process Prometheus metrics, fed by the code paths that do the work (DIFFERENCES D18)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The hub's own listener (DECISIONS D22): WebSocket upgrades to our transport, everything
+"""The hub's own listener (DIFFERENCES D22): WebSocket upgrades to our transport, everything
 else replayed into hypercorn, on one port."""
 
 from __future__ import annotations

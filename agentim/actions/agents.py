@@ -1,6 +1,6 @@
 """Agent and gateway writes: gateway sign-in, agent lifecycle, streamed replies, REST changes.
 
-realtime.md §1.2.3, §4, §5, §7.6; api.md §9; DECISIONS D5, D12-D14. Each writes, commits, then
+realtime.md §1.2.3, §4, §5, §7.6; api.md §9; DIFFERENCES D5, D12-D14. Each writes, commits, then
 publishes; deliveries to a gateway are AGENT events, so they reach it on whichever process
 holds it (D15).
 """

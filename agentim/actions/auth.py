@@ -1,4 +1,4 @@
-"""Sign-in, refresh-token rotation and sign-out (api.md §4, DECISIONS D7-D9, D23).
+"""Sign-in, refresh-token rotation and sign-out (api.md §4, DIFFERENCES D7-D9, D23).
 
 Unknown user, wrong password and locked account answer the same 401 after the same bcrypt work.
 Refresh tokens are stored as SHA-256 digests in session families; all token writes of one user

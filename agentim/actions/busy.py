@@ -1,4 +1,4 @@
-"""Backlogged and offline agents (head-gap B18, B25; DECISIONS D12, D15): what a user is told.
+"""Backlogged and offline agents (head-gap B18, B25; DIFFERENCES D12, D15): what a user is told.
 
 A gateway reports each agent's queue of waiting messages (`gateway:agent_status.queueDepth`).
 While an agent has a backlog, one user may send it one message per cooldown of 15 s per queued

@@ -1,4 +1,4 @@
-"""Permission requests (DECISIONS D17): a gateway asks, a room member answers, or time runs out.
+"""Permission requests (DIFFERENCES D17): a gateway asks, a room member answers, or time runs out.
 
 A pending request lives in Redis (`perm:<requestId>`, see store/gateways.py), so every process
 can answer it and a reconnecting client gets it again; taking it out is one GETDEL, so exactly

@@ -1,4 +1,4 @@
-"""Presence across processes (realtime.md §7.1, DECISIONS D15): online on a user's first client
+"""Presence across processes (realtime.md §7.1, DIFFERENCES D15): online on a user's first client
 socket anywhere, offline when the last one has been gone for the grace period.
 
 Redis holds which processes have the user; with Redis down each process decides alone (D16).

@@ -1,4 +1,4 @@
-"""What a dead hub process owned is reclaimed by a live one (issue 15, DECISIONS D14, D15).
+"""What a dead hub process owned is reclaimed by a live one (issue 15, DIFFERENCES D14, D15).
 
 Each process renews its liveness key every third of `hub_liveness_ttl_s` and, every
 `hub_reclaim_interval_s`, looks for registered processes whose key has lapsed. One survivor per

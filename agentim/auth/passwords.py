@@ -1,4 +1,4 @@
-"""PasswordHasher: bcrypt in worker threads behind one capacity limiter (DECISIONS D4).
+"""PasswordHasher: bcrypt in worker threads behind one capacity limiter (DIFFERENCES D4).
 
 bcrypt reads at most 72 bytes; we cut the UTF-8 password there explicitly (bcrypt ≥ 4.1
 refuses longer input), which is what other bcrypt implementations do silently.

@@ -1,5 +1,5 @@
 """Access-token revocation: PostgreSQL keeps each user's cut-off, Redis is the fast path
-(DECISIONS D7, D23). Nothing revoked is accepted while Redis is down or after it lost its data.
+(DIFFERENCES D7, D23). Nothing revoked is accepted while Redis is down or after it lost its data.
 
 `revoked:<userId>` holds the cut-off in epoch ms (TTL = access lifetime) or `0`, which means
 "PostgreSQL had no cut-off when checked" and lives only MISS_TTL_S. A missing key (never

@@ -1,7 +1,7 @@
 """JWT HS256 access and refresh tokens (api.md §4.1); pure given the secret and the clock.
 
 Beyond the reference, tokens carry `iatMs` (issue time in ms) so a revocation cuts exactly
-between tokens issued before and after it, even within one second (DECISIONS D7), and `sid`
+between tokens issued before and after it, even within one second (DIFFERENCES D7), and `sid`
 (the refresh-token family they were issued with) so a logout can end exactly the presenting
 session even when the client sends no refresh token (D23).
 """

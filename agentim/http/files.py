@@ -1,4 +1,4 @@
-"""GET /uploads/<file> (api.md §11.4 with DECISIONS D10): uploaded files, for those allowed.
+"""GET /uploads/<file> (api.md §11.4 with DIFFERENCES D10): uploaded files, for those allowed.
 
 Only names of the shape we mint reach the blob store (`filetypes.is_upload_name`); the local
 store opens them with O_NOFOLLOW as regular files, so no request can read outside UPLOAD_DIR,

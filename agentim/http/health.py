@@ -1,4 +1,4 @@
-"""GET /api/health (api.md §12.1 plus `system` and the service states of DECISIONS D19).
+"""GET /api/health (api.md §12.1 plus `system` and the service states of DIFFERENCES D19).
 
 `system` is shown only to a caller on the hub's own host (a loopback peer that sent no
 forwarding header) or one presenting an admin access token; everyone else gets none of it.
@@ -107,7 +107,7 @@ async def _admin_caller() -> bool:
 
 
 async def may_see_system() -> bool:
-    """DECISIONS D19: the hub's own host, or an admin."""
+    """DIFFERENCES D19: the hub's own host, or an admin."""
     return _local_caller() or await _admin_caller()
 
 

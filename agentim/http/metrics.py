@@ -1,4 +1,4 @@
-"""GET /api/metrics: Prometheus text (DECISIONS D18), fed by the code paths doing the work."""
+"""GET /api/metrics: Prometheus text (DIFFERENCES D18), fed by the code paths doing the work."""
 
 from __future__ import annotations
 

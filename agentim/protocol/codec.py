@@ -67,7 +67,7 @@ def parse_frame(
 def parse_repairing(text: str, types: frozenset[str]) -> dict[str, Any] | None:
     """A frame parse_frame refused for unstorable text, with that text replaced by U+FFFD, when
     its type is one of `types`; else None. For an agent's reply, where losing a character beats
-    losing the reply (DECISIONS D25). Only called after parse_frame passed every other check."""
+    losing the reply (DIFFERENCES D25). Only called after parse_frame passed every other check."""
     value = _DECODER.decode(text)
     kind = value.get("type") if isinstance(value, dict) else None
     if not isinstance(kind, str) or kind not in types:

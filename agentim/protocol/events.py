@@ -1,4 +1,4 @@
-"""Event: what crosses Redis pub/sub between hub processes (DECISIONS D15).
+"""Event: what crosses Redis pub/sub between hub processes (DIFFERENCES D15).
 
 The frame is encoded once by the publisher; every process hands the same bytes to its sockets.
 Wire form: one JSON header line, a newline, then the frame's JSON text.

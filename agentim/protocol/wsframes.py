@@ -1,5 +1,5 @@
 """Server→peer WebSocket frames (RFC 6455 §5.2): unmasked, so one encoding serves every
-recipient of an event (DECISIONS D22). Pure; the hub and the transport both use it."""
+recipient of an event (DIFFERENCES D22). Pure; the hub and the transport both use it."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The AI router's LLM call (realtime.md §3.4) and the router test call (api.md §10.3).
 
 Every failure of the selector is an empty answer plus one `Router LLM …` warning (logger
-`RouterLLM`); it never raises, and its answer names each agent once (DECISIONS D11).
+`RouterLLM`); it never raises, and its answer names each agent once (DIFFERENCES D11).
 """
 
 from __future__ import annotations

@@ -63,7 +63,7 @@ def broadcast_candidates(members: Sequence[AgentMember]) -> list[AgentMember]:
 
 
 def broadcast_targets(chosen: Sequence[str], candidates: Sequence[AgentMember]) -> Targets:
-    """The router LLM's answer as targets: candidates only, each once (DECISIONS D11)."""
+    """The router LLM's answer as targets: candidates only, each once (DIFFERENCES D11)."""
     known = {candidate.id for candidate in candidates}
     ids = list(dict.fromkeys(agent_id for agent_id in chosen if agent_id in known))
     return Targets(BROADCAST, ids) if ids else nobody("router LLM chose no agent")

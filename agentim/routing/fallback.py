@@ -1,4 +1,4 @@
-"""Per-process routing state used while Redis is unreachable (realtime.md §3.8, DECISIONS D16).
+"""Per-process routing state used while Redis is unreachable (realtime.md §3.8, DIFFERENCES D16).
 
 Bounded: at most VISITED_CAPACITY visited sets (the agent rate counters are routing/ratelimit's).
 """

@@ -4,7 +4,7 @@ A fan-out queues one frame on each recipient; waking every recipient's writer ta
 task switch and a `send` per socket per event. Instead each session registers once with the
 flusher, which runs when the delivering task yields (after a whole batch of events, so frames
 coalesce) and writes each socket's frames with one non-blocking `write`. Only what the kernel
-does not take at once goes to the session's own writer task (DECISIONS D22, STYLE §4.3).
+does not take at once goes to the session's own writer task (DIFFERENCES D22, STYLE §4.3).
 """
 
 from __future__ import annotations

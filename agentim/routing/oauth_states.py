@@ -1,4 +1,4 @@
-"""OAuth states kept in this process while Redis is unreachable (DECISIONS D16's rule for
+"""OAuth states kept in this process while Redis is unreachable (DIFFERENCES D16's rule for
 in-flight requests; the reference keeps them in memory when it runs without Redis).
 
 A state stored here can only be completed by a callback reaching this same process; past

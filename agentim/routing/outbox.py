@@ -3,7 +3,7 @@
 Producers never wait (`queue_nowait` raises WouldBlock when full, STYLE §4.3). The hub's flusher
 writes everything queued with one non-blocking write; what the kernel does not take goes back
 to the front for the session's writer task, which exists only while there is such a backlog
-(DECISIONS D22). An idle socket therefore holds no writer task.
+(DIFFERENCES D22). An idle socket therefore holds no writer task.
 """
 
 from __future__ import annotations

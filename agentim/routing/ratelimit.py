@@ -1,5 +1,5 @@
 """The hub's one fixed-window rate limiter: Redis counts for every process, this process's
-memory while Redis is down (DECISIONS D16).
+memory while Redis is down (DIFFERENCES D16).
 
 Every limit goes through `RateLimiter.count`: the per-IP classes of api.md §2.4 (HTTP routes and
 the WebSocket upgrade), the per-user `ws:rate:<userId>` frame limit and the per-agent

@@ -399,7 +399,7 @@ async def open_redis(url: str, *, prefix: str = "") -> AsyncIterator[Kv]:
         log.info("Redis connection closed")
 
 
-# Presence across processes (DECISIONS D15): `presence:<userId>` is the set of hub processes
+# Presence across processes (DIFFERENCES D15): `presence:<userId>` is the set of hub processes
 # holding a client socket of the user; `presence:hub:<processId>` says a process is alive
 # (its heartbeat, store/processes.py), so members left by a dead process are pruned; and
 # `presence:users:<processId>` (userId → username) is what a survivor reclaims when it dies.

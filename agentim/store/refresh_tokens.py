@@ -1,4 +1,4 @@
-"""SQL for refresh tokens: SHA-256 digests grouped in session families (DECISIONS D8).
+"""SQL for refresh tokens: SHA-256 digests grouped in session families (DIFFERENCES D8).
 
 One login starts a family; each refresh marks the presented row rotated and adds its successor
 to the same family, so a replayed (rotated) token can revoke exactly that session.

@@ -1,4 +1,4 @@
-"""SQL for durable access-token revocation (`revoked_tokens`, DECISIONS D7, D23).
+"""SQL for durable access-token revocation (`revoked_tokens`, DIFFERENCES D7, D23).
 
 A user's cut-off is one row (`id = 'user:<userId>'`, `token_hash = '*'`) that only moves
 forward; one revoked access token (a logout, D23) is a row `id = 'token:<sha256>'` kept until

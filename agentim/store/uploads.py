@@ -20,7 +20,7 @@ async def insert_attachment(
 
 
 async def access_attachment(conn: Conn, attachment_id: str, url: str, user_id: str) -> bool | None:
-    """DECISIONS D10: may `user_id` read this file?
+    """DIFFERENCES D10: may `user_id` read this file?
 
     Returns:
         None when no attachment row has this id and URL; True for its uploader and for members

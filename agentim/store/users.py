@@ -66,7 +66,7 @@ async def record_failed_login(
 ) -> int:
     """Count one wrong password atomically; lock at `threshold`. Returns the new count.
 
-    A lock that has expired starts the count again from zero (DECISIONS D9), so the failure
+    A lock that has expired starts the count again from zero (DIFFERENCES D9), so the failure
     after an expired lock is attempt 1 and clears the stale `locked_until`.
     """
     attempts = await conn.fetchval(

@@ -1,1 +1,1 @@
-"""The hub's own listener and WebSocket transport (DECISIONS D22), and the sessions on it."""
+"""The hub's own listener and WebSocket transport (DIFFERENCES D22), and the sessions on it."""

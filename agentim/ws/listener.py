@@ -1,4 +1,4 @@
-"""The hub's TCP listener (DECISIONS D22).
+"""The hub's TCP listener (DIFFERENCES D22).
 
 Each connection's HTTP/1.1 request head is read (bounded in size and time). A WebSocket upgrade
 for /ws/client or /ws/gateway goes to our transport and session; any other request goes, with

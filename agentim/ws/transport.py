@@ -1,7 +1,7 @@
 """WebSocket transport: the handshake on wsproto, then our own frame codec (RFC 6455 §5).
 
 Server frames are unmasked and uncompressed, so one encoded frame serves every recipient
-(DECISIONS D22). Client frames are parsed by `FrameReader`, a small pure decoder: cheaper per
+(DIFFERENCES D22). Client frames are parsed by `FrameReader`, a small pure decoder: cheaper per
 frame than wsproto's event machinery and about 1.5 KiB smaller per idle socket. Senders
 never write from the reader: control replies are queued for the session's one writer.
 """

@@ -1,4 +1,4 @@
-"""PasswordHasher: bcrypt in worker threads (DECISIONS D4)."""
+"""PasswordHasher: bcrypt in worker threads (DIFFERENCES D4)."""
 
 from __future__ import annotations
 

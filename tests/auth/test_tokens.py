@@ -1,4 +1,4 @@
-"""TokenService (api.md §4.1, DECISIONS D7): HS256 only, iss/aud/exp, key rotation."""
+"""TokenService (api.md §4.1, DIFFERENCES D7): HS256 only, iss/aud/exp, key rotation."""
 
 from __future__ import annotations
 

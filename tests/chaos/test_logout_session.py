@@ -1,4 +1,4 @@
-"""A plain logout revokes exactly one access token and its session (DECISIONS D23): the token
+"""A plain logout revokes exactly one access token and its session (DIFFERENCES D23): the token
 stays refused while Redis is down and after Redis restarts without its data, and the user's
 other session keeps working throughout (HTTP, client and gateway sockets)."""
 

@@ -1,5 +1,5 @@
 """/api/health counts every open WebSocket, signed in or not, and says how many are signed in
-(DECISIONS D19; issue 15, item 8: with 2,000 unauthenticated sockets it said 0)."""
+(DIFFERENCES D19; issue 15, item 8: with 2,000 unauthenticated sockets it said 0)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """A revoked access token stays refused while Redis is down and after Redis restarts without its
-data, over HTTP (reads and writes) and WebSocket (clients and gateways); DECISIONS D7, D23."""
+data, over HTTP (reads and writes) and WebSocket (clients and gateways); DIFFERENCES D7, D23."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Issue 15 item 6: SIGTERM while an agent streams. The clients waiting on the reply get its
 `server:message_complete` (ending in the error chunk) before `SERVER_SHUTDOWN` and close 1001, on
-the stopping process and on another one; the partial reply is stored (DECISIONS D14)."""
+the stopping process and on another one; the partial reply is stored (DIFFERENCES D14)."""
 
 from __future__ import annotations
 

@@ -62,7 +62,7 @@ WAIT_S = 10.0
 PNG = b"\x89PNG\r\n\x1a\n" + bytes(range(32))
 JPEG = b"\xff\xd8\xff\xe0" + bytes(range(32))
 
-# The seed guide's headings, in order: ours covers every one of them (DECISIONS D1).
+# The seed guide's headings, in order: ours covers every one of them (DIFFERENCES D1).
 SEED_HEADINGS = (
     "## Server Won't Start",
     "### Missing required environment variables",

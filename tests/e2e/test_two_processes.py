@@ -1,4 +1,4 @@
-"""Two hub processes behind one PostgreSQL and one Redis behave as one hub (DECISIONS D15)."""
+"""Two hub processes behind one PostgreSQL and one Redis behave as one hub (DIFFERENCES D15)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """head-gap B18/B25/E11: 631a1ad's notices when a user's message meets an agent that is offline
 (the room is told) or backlogged (the sender is told to wait 15 s per queued message, at most
-120 s); neither notice is stored. DECISIONS D12's log line and metric stay."""
+120 s); neither notice is stored. DIFFERENCES D12's log line and metric stay."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""DECISIONS D25 with head-gap B20: a chunk the hub cannot accept never takes a reply with it.
+"""DIFFERENCES D25 with head-gap B20: a chunk the hub cannot accept never takes a reply with it.
 
 `workspace_status` (631a1ad's CHUNK_TYPES) is relayed and stored like any chunk; a malformed
 chunk is left out (logged once per stream, with the agent id) and the rest of the reply is

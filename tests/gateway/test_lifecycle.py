@@ -1,4 +1,4 @@
-"""Gateway sign-in and the agent lifecycle (realtime.md §1.2.3, §5; DECISIONS D13, D14)."""
+"""Gateway sign-in and the agent lifecycle (realtime.md §1.2.3, §5; DIFFERENCES D13, D14)."""
 
 from __future__ import annotations
 

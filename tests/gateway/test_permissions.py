@@ -1,4 +1,4 @@
-"""Permission requests end to end (DECISIONS D17), and the broker's single expiry task."""
+"""Permission requests end to end (DIFFERENCES D17), and the broker's single expiry task."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Routing to agents over real sockets (realtime.md §3.2-3.9, DECISIONS D12): direct mentions,
+"""Routing to agents over real sockets (realtime.md §3.2-3.9, DIFFERENCES D12): direct mentions,
 agent-to-agent chains with their depth, loop and rate checks, and room contexts."""
 
 from __future__ import annotations

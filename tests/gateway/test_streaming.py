@@ -1,6 +1,6 @@
 """Done-when of the agents issue: a mention reaches the gateway, the reply streams back in order,
 completes once and is in the history; interrupted and oversized streams are kept as far as they
-got (realtime.md §4, DECISIONS D5, D6)."""
+got (realtime.md §4, DIFFERENCES D5, D6)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /api/auth/login (api.md §4.7) and the lockout of DECISIONS D9, over real HTTP."""
+"""POST /api/auth/login (api.md §4.7) and the lockout of DIFFERENCES D9, over real HTTP."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """POST /api/auth/logout ends the presenting session only; POST /api/auth/logout-all ends every
-session (api.md §4.9, DECISIONS D7, D23, head-gap A27, E2). Real HTTP and sockets."""
+session (api.md §4.9, DIFFERENCES D7, D23, head-gap A27, E2). Real HTTP and sockets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""POST /api/auth/refresh (api.md §4.8) with the per-session rotation of DECISIONS D8."""
+"""POST /api/auth/refresh (api.md §4.8) with the per-session rotation of DIFFERENCES D8."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET /uploads/<file> (api.md §11.4, DECISIONS D10): who may read a file, how it is served,
+"""GET /uploads/<file> (api.md §11.4, DIFFERENCES D10): who may read a file, how it is served,
 and that no request path reaches outside UPLOAD_DIR."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""GET /api/health's `system` figures (DECISIONS D19): shown to the hub's own host (a loopback
+"""GET /api/health's `system` figures (DIFFERENCES D19): shown to the hub's own host (a loopback
 peer with no forwarding header) and to admins; hidden from a caller behind a proxy."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """STORAGE_PROVIDER=s3: uploads, avatars, file serving, deletion and orphan cleanup against a
 local S3-compatible server (moto's server mode, a separate process started here), with the
-same access rules as on the local disk (DECISIONS D10)."""
+same access rules as on the local disk (DIFFERENCES D10)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The per-process visited sets used while Redis is down (realtime.md §3.8, DECISIONS D16)."""
+"""The per-process visited sets used while Redis is down (realtime.md §3.8, DIFFERENCES D16)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The pure routing decisions (realtime.md §3.2, §3.3, §3.6, §3.7; DECISIONS D11)."""
+"""The pure routing decisions (realtime.md §3.2, §3.3, §3.6, §3.7; DIFFERENCES D11)."""
 
 from __future__ import annotations
 
