@@ -12,14 +12,12 @@ import base64
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import quote
 
 import attrs
 import httpx2
-import openai
 import trio
-from openai.types.chat import ChatCompletionMessageParam
 
 from agentim.routing.ssrf import (
     PrivateNetworkRefused,
@@ -27,6 +25,19 @@ from agentim.routing.ssrf import (
     is_blocked_host,
     parse_url,
 )
+
+if TYPE_CHECKING:
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
+
+
+def _sdk() -> Any:
+    """The openai package, imported on first use: about a second of imports that a hub with
+    no service agent (and every test process) should not pay at start-up."""
+    import openai
+
+    return openai
+
 
 log = logging.getLogger("ServiceAgents")
 
@@ -160,7 +171,7 @@ def chat_messages(config: Mapping[str, Any], prompt: Prompt) -> list[ChatComplet
 def _openai(
     http: httpx2.AsyncClient, config: Mapping[str, Any], base_url: str | None = None
 ) -> openai.AsyncOpenAI:
-    return openai.AsyncOpenAI(
+    return _sdk().AsyncOpenAI(
         api_key=str(config["apiKey"]), base_url=base_url or str(config["baseUrl"]),
         http_client=http, max_retries=0, timeout=None,
     )  # fmt: skip
@@ -192,7 +203,7 @@ async def stream_chat(
                     text = choice.delta.content if choice.delta else None
                     if text and not await on_text(text):
                         return False
-    except openai.OpenAIError as exc:
+    except _sdk().OpenAIError as exc:
         raise _provider_error("OpenAI API", exc) from None
     return True
 
@@ -210,7 +221,7 @@ async def search_answer(http: httpx2.AsyncClient, config: Mapping[str, Any], pro
             model=str(config.get("model") or "sonar"), messages=messages,
             max_tokens=int(config.get("maxTokens") or DEFAULT_MAX_TOKENS),
         )  # fmt: skip
-    except openai.OpenAIError as exc:
+    except _sdk().OpenAIError as exc:
         raise _provider_error("Perplexity API", exc) from None
     content = (completion.choices[0].message.content if completion.choices else None) or ""
     citations = (completion.model_extra or {}).get("citations")
@@ -236,7 +247,7 @@ async def generate_image(
             model=str(config["model"]), prompt=prompt.content, n=1,
             size=config.get("size", "auto"), quality=config.get("quality", "auto"),
         )  # fmt: skip
-    except openai.OpenAIError as exc:
+    except _sdk().OpenAIError as exc:
         raise _provider_error("OpenAI Image API", exc) from None
     item = result.data[0] if result.data else None
     if item is None or not (item.url or item.b64_json):
@@ -453,10 +464,10 @@ async def _probe(http: httpx2.AsyncClient, url: str, headers: dict[str, str]) ->
 
 
 def _provider_error(label: str, exc: openai.OpenAIError) -> ProviderError:
-    if isinstance(exc, openai.APIStatusError):
+    if isinstance(exc, _sdk().APIStatusError):
         body = exc.response.text if exc.response is not None else ""
         return ProviderError(f"{label} error ({exc.status_code}): {body[:ERROR_BODY_CHARS]}")
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, _sdk().APIConnectionError):
         return ProviderError(_connection_text(exc))
     return ProviderError(f"{label} error: {type(exc).__name__}")
 

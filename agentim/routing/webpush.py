@@ -19,8 +19,6 @@ import attrs
 import httpx
 import trio
 from cryptography.hazmat.primitives.asymmetric import ec
-from py_vapid import Vapid
-from pywebpush import WebPusher, WebPushException
 
 from agentim.routing.ssrf import PrivateNetworkRefused, check_resolved_address
 
@@ -109,6 +107,8 @@ def encrypt_payload(sub: Subscription, payload: dict[str, Any]) -> bytes:
     Raises:
         ValueError: the subscription's keys are unusable.
     """
+    from pywebpush import WebPusher, WebPushException  # aiohttp et al.: imported on first use
+
     data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
     info = {"endpoint": sub.endpoint, "keys": {"p256dh": sub.p256dh, "auth": sub.auth}}
     try:
@@ -124,6 +124,8 @@ class VapidSigner:
     VAPID_TOKEN_S is signed once and reused for VAPID_REUSE_S (ES256 costs about 0.5 ms)."""
 
     def __init__(self, private_key: str, subject: str) -> None:
+        from py_vapid import Vapid  # imported with the first push sender
+
         self._vapid = Vapid.from_raw(private_key.encode())
         self._subject = subject
         self._tokens: dict[str, tuple[float, dict[str, str]]] = {}

@@ -13,10 +13,7 @@ from collections.abc import AsyncGenerator, Callable
 from typing import Any, Final, TypeVar
 
 import attrs
-import boto3
 import trio
-from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
 
 from agentim.errors import AgentImError
 from agentim.store.blobs import CHUNK_BYTES
@@ -48,6 +45,10 @@ def storage_unavailable() -> AgentImError:
 
 
 def make_client(config: S3Config) -> Any:
+    """A boto3 S3 client (boto3 is imported here: only STORAGE_PROVIDER=s3 pays for it)."""
+    import boto3
+    from botocore.config import Config
+
     path_style = (
         config.endpoint is not None
         if config.force_path_style is None
@@ -140,6 +141,8 @@ class S3BlobStore:
 
     async def _call(self, fn: Callable[[], T], *, missing_ok: bool = False) -> T:
         """Run one blocking boto3 call in a worker thread; storage faults become a 503."""
+        from botocore.exceptions import BotoCoreError, ClientError  # loaded by make_client already
+
         try:
             return await trio.to_thread.run_sync(fn, limiter=self._limiter, abandon_on_cancel=True)
         except ClientError as exc:
