@@ -21,6 +21,7 @@ from typing import Any, Final, Literal
 
 import attrs
 import httpx
+import httpx2
 import trio
 
 with warnings.catch_warnings():
@@ -126,7 +127,7 @@ def _client(client_id: str, secret: str, ends: Endpoints, redirect_uri: str) -> 
         redirect_uri=redirect_uri,
         # As the reference: id and secret in the form body (both providers accept it).
         token_endpoint_auth_method="client_secret_post",
-        timeout=httpx.Timeout(REQUEST_TIMEOUT_S),
+        timeout=REQUEST_TIMEOUT_S,  # a number: Authlib runs on httpx or httpx2, whichever it finds
         follow_redirects=False,
         trust_env=False,
     )
@@ -161,7 +162,7 @@ async def fetch_profile(
                 emails = await _github_emails(client, ends.emails_url)
     except trio.TooSlowError:
         raise OAuthFailed(f"{provider} did not answer within {EXCHANGE_TIMEOUT_S:g}s") from None
-    except (AuthlibBaseError, httpx.HTTPError, ValueError) as exc:
+    except (AuthlibBaseError, httpx.HTTPError, httpx2.HTTPError, ValueError) as exc:
         raise OAuthFailed(f"{provider}: {type(exc).__name__}: {exc}") from None
     access_token = token.get("access_token")
     if not isinstance(access_token, str) or not access_token:

@@ -30,7 +30,7 @@ def test_help_lists_each_command_with_its_purpose(capsys: pytest.CaptureFixture[
     for name in ("serve", "migrate", "check-config", "healthcheck"):
         [line] = [x for x in out.splitlines() if x.strip().startswith(name + " ")]
         assert len(line.split()) > 2, line  # the command, then what it does
-    assert set(cli.COMMAND_HELP) == set(cli.COMMANDS)
+    assert set(cli.COMMAND_HELP) == {*cli.COMMANDS, *cli.EXTRA_COMMANDS}
 
 
 def test_a_missing_env_file_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

@@ -319,6 +319,14 @@ ENV_SAMPLES = {
     "OAUTH_GITHUB_CLIENT_SECRET": "gh-secret",
     "OAUTH_GOOGLE_CLIENT_ID": "123.apps.example",
     "OAUTH_GOOGLE_CLIENT_SECRET": "g-secret",
+    # uploads in an S3-compatible bucket
+    "STORAGE_PROVIDER": "s3",
+    "S3_BUCKET": "agentim-uploads",
+    "S3_REGION": "eu-central-1",
+    "S3_ENDPOINT": "http://minio:9000",
+    "S3_ACCESS_KEY_ID": "minio-key",
+    "S3_SECRET_ACCESS_KEY": "minio-secret",
+    "S3_FORCE_PATH_STYLE": "false",
 }
 ALIASES = {"NODE_ENV"}  # read as a fallback; .env.example mentions it rather than setting it
 
