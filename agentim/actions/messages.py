@@ -112,10 +112,31 @@ async def announce(services: Services, sent: list[Sent]) -> None:
             notify_message(services, item.message, sender_id=item.message["senderId"])
 
 
-async def withdraw(services: Services, sent: list[Sent]) -> None:
-    """Delete stored messages that were never announced (over the rate limit after all)."""
-    if sent:
-        await store.delete_messages(services.db, [s.message["id"] for s in sent])
+async def client_allowance(services: Services, user_id: str, hits: int) -> int:
+    """How many of `hits` client frames the per-user limit lets through (CLIENT_RATE_LIMIT_MAX
+    per window, counted in Redis for all processes; per process while Redis is down, D16)."""
+    settings = services.live.current
+    counted = await services.limiter.count(
+        f"ws:rate:{user_id}", settings.client_rate_limit_window, hits=hits,
+        what="WS rate limiting",
+    )  # fmt: skip
+    return max(0, min(hits, settings.client_rate_limit_max - (counted.count - hits)))
+
+
+async def send_burst(
+    services: Services, *, user_id: str, username: str, drafts: list[Draft]
+) -> tuple[list[Sent | AgentImError], int]:
+    """One socket's run of messages: the rate limit is counted first, and only the drafts it
+    allows are stored and announced, so no reader ever sees a message that is refused.
+
+    Returns:
+        The allowed drafts' outcomes, in order, and how many drafts the limit refused.
+    """
+    allowed = await client_allowance(services, user_id, len(drafts))
+    results = await store_many(services, user_id=user_id, username=username,
+                               drafts=drafts[:allowed]) if allowed else []  # fmt: skip
+    await announce(services, [r for r in results if isinstance(r, Sent)])
+    return results, len(drafts) - allowed
 
 
 async def _store_one(services: Services, user_id: str, username: str, draft: Draft) -> Sent:

@@ -11,10 +11,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Final
 
-import trio
-
 from agentim.actions import generation, permissions, presence, typing
-from agentim.actions.messages import Draft, Sent, announce, send_one, store_many, withdraw
+from agentim.actions.messages import Draft, Sent, client_allowance, send_burst, send_one
 from agentim.actions.relays import COMMAND_DENIED
 from agentim.actions.routing import route_user_message
 from agentim.auth.access import AccessProblem, AccessRefused, verify_access
@@ -90,7 +88,7 @@ class ClientEndpoint:
             if not session.authenticated:
                 _error(session, ErrorCode.NOT_AUTHENTICATED)
                 return
-            if await self._allowance(session.user_id, 1) < 1:
+            if await client_allowance(self.services, session.user_id, 1) < 1:
                 _error(session, ErrorCode.RATE_LIMITED)
                 return
         try:
@@ -116,58 +114,25 @@ class ClientEndpoint:
             return ErrorCode.INVALID_MESSAGE, None
         return message
 
-    async def _allowance(self, user_id: str, hits: int) -> int:
-        """How many of `hits` frames the per-user limit lets through (CLIENT_RATE_LIMIT_MAX per
-        window, counted in Redis for all processes).
-
-        With Redis down, each process counts alone (D16 overrides the reference's fail-closed).
-        """
-        settings = self.services.live.current
-        counted = await self.services.limiter.count(
-            f"ws:rate:{user_id}", settings.client_rate_limit_window, hits=hits,
-            what="WS rate limiting",
-        )  # fmt: skip
-        return max(0, min(hits, settings.client_rate_limit_max - (counted.count - hits)))
-
     async def _send_burst(self, session: Session, burst: list[proto.ClientSendMessage]) -> None:
-        """Store and broadcast the messages the rate limit allows; RATE_LIMITED for the rest.
-
-        The rate-limit count and the insert run side by side (one Redis and one PostgreSQL
-        round trip at once, not one after the other); messages the count refuses are deleted
-        again before anything is broadcast, so nobody is told about them.
-        """
+        """Store and broadcast the messages the rate limit allows (actions.send_burst counts
+        first); RATE_LIMITED for the rest, in order."""
         if not burst or session.close_request is not None:
             return
         drafts = [Draft(m.room_id, m.content, m.reply_to_id) for m in burst]
-        counted: list[int] = []
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._count, counted, session.user_id, len(burst))
-            results = await self._store(session, drafts)
-        allowed = counted[0]
-        kept, over = results[:allowed], results[allowed:]
         try:
-            await withdraw(self.services, [r for r in over if isinstance(r, Sent)])
-            await announce(self.services, [r for r in kept if isinstance(r, Sent)])
+            kept, refused = await send_burst(
+                self.services, user_id=session.user_id, username=session.username, drafts=drafts
+            )
         except Exception as exc:
-            kept = _send_failed(exc, len(kept))
+            kept, refused = _send_failed(exc, len(drafts)), 0
         for result in kept:
             if isinstance(result, AgentImError):
                 _refused(session, result)
             else:
                 await self._route(session, result)  # queues a hop; never waits
-        for _ in over:
+        for _ in range(refused):
             _error(session, ErrorCode.RATE_LIMITED)
-
-    async def _count(self, counted: list[int], user_id: str, hits: int) -> None:
-        counted.append(await self._allowance(user_id, hits))
-
-    async def _store(self, session: Session, drafts: list[Draft]) -> list[Sent | AgentImError]:
-        try:
-            return await store_many(
-                self.services, user_id=session.user_id, username=session.username, drafts=drafts
-            )
-        except Exception as exc:
-            return _send_failed(exc, len(drafts))
 
     async def on_close(self, session: Session) -> None:
         """Typing stops in each joined room; presence goes offline after the grace period."""

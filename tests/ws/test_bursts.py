@@ -117,3 +117,31 @@ async def test_the_rate_limit_counts_every_message_of_a_burst(hub: RunningHub) -
     assert errors == ["RATE_LIMITED"] * (limit + 5 - allowed)
     assert len(await _room_contents(hub, room_id)) == allowed
     assert await hub.services.kv.get(f"ws:rate:{alice.id}") == str(1 + limit + 5)
+
+
+async def test_messages_over_the_rate_limit_are_never_stored_not_even_briefly(
+    hub: RunningHub,
+) -> None:
+    """The limit is counted before the insert: a reader polling the room's history while a
+    burst far over the limit is handled never sees more rows than the limit allowed."""
+    alice = await signed_in_user(hub)
+    room_id = await create_room(hub, alice)
+    limit = hub.services.settings.client_rate_limit_max
+    allowed = limit - 1  # the join counted too
+    seen: list[int] = []
+    done = trio.Event()
+
+    async def poll() -> None:
+        while not done.is_set():
+            seen.append(len(await _room_contents(hub, room_id)))
+            await trio.sleep(0)
+
+    sender = await _raw_client(hub, alice, room_id)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(poll)
+        await sender.send_raw(_burst(*(_send(room_id, f"m{n:03d}") for n in range(limit + 200))))
+        await _frames(sender, limit + 200, "server:new_message", "server:error")
+        done.set()
+    await sender.aclose()
+    assert seen and max(seen) <= allowed, max(seen)
+    assert len(await _room_contents(hub, room_id)) == allowed
